@@ -234,6 +234,14 @@ class Adapter(ABC):
     async def setup(self, config: RunConfig) -> None:  # noqa: B027 - optional hook
         """Prepare once per run (build images, check prerequisites)."""
 
+    def conditions(self, config: RunConfig) -> dict[str, Any]:
+        """The conditions this run was graded under, where they can differ from the official
+        ones (the network grading containers had, whose texts the model was sent, ...).
+
+        Recorded in the manifest and the summary, so that a score obtained under other
+        conditions is never mistaken for an official one. Called after `setup`."""
+        return {}
+
     def exports(self, config: RunConfig, items: list[Item],
                 attempts: list[Attempt]) -> dict[str, list[dict[str, Any]]]:
         """Extra JSONL files to write into the run directory (e.g. predictions.jsonl)."""

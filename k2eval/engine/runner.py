@@ -273,6 +273,7 @@ class Engine:
                 self.manifest["model"] = {**models.agent.describe(), **_model_record(config)}
                 self.rundir.write_manifest(self.manifest)
             await self.adapter.setup(config)
+            self._record_conditions()
             score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue()
             for a in to_score:
                 score_queue.put_nowait(a)
@@ -326,11 +327,16 @@ class Engine:
                 await sandbox_factory.aclose()
         return self._finish(items, attempts, scores)
 
+    def _record_conditions(self) -> None:
+        self.manifest["conditions"] = self.adapter.conditions(self.config)
+        self.rundir.write_manifest(self.manifest)
+
     def _finish(self, items: list[Item], attempts: dict[tuple[str, int], Attempt],
                 scores: dict[tuple[str, int], Score]) -> dict[str, Any]:
         summary = summarize(self.config, self.adapter, items, attempts, scores,
                             self.manifest["model"]["label"])
         summary["run_id"] = self.manifest["run_id"]
+        summary["conditions"] = self.manifest.get("conditions") or {}
         exports = self.adapter.exports(self.config, items, list(attempts.values()))
         for name, rows in exports.items():
             self.rundir.write_jsonl(name, rows)
@@ -444,6 +450,7 @@ async def rescore_async(path: Path, *, progress: bool = True) -> Run:
                                       purpose=config.task.name) if adapter.needs_sandbox else None
     sctx = ScoreContext(config=config, judge_model=models.judge if models else None,
                         sandbox_factory=sandbox_factory)
+    engine._record_conditions()
     bar = Progress(len(todo), f"rescore {config.task.name}", enabled=progress)
     gate = asyncio.Semaphore(config.sandboxes if adapter.needs_sandbox else config.concurrency)
 
