@@ -48,21 +48,23 @@ def tiny_checkpoint(make_checkpoint: CheckpointFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def scripted_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def scripted_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """scripted_checkpoint(text) -> a checkpoint whose greedy continuation of any chat prompt
-    is `text` followed by <|im_end|>.
+    is `text` followed by <|im_end|>; with `endless=True`, `text` repeated forever (a request
+    then always runs to its token cap).
 
     Every attention output and MLP projection is zero, so the last hidden state is the
     current token's embedding; the script's tokens get orthogonal embeddings and lm_head
     maps each to its successor. Generation still runs the full model and cache."""
 
-    def make(text: str) -> Path:
+    def make(text: str, endless: bool = False) -> Path:
         directory = tmp_path_factory.mktemp("scripted")
         config = tiny_config(directory, rope_scaling=None)
         tokenizer = load_tokenizer(directory)
         im_middle, im_end = tokenizer.token_id("<|im_middle|>"), tokenizer.token_id("<|im_end|>")
         assert im_middle is not None and im_end is not None
-        chain = [im_middle, *tokenizer.encode(text), im_end]
+        script = tokenizer.encode(text)
+        chain = [im_middle, *script, script[0] if endless else im_end]
         successor: dict[int, int] = {}
         for current, following in itertools.pairwise(chain):
             if successor.setdefault(current, following) != following:

@@ -75,21 +75,26 @@ async def test_concurrent_calls_are_batched(tiny_checkpoint: Path) -> None:
     await model.aclose()
 
 
-async def test_short_requests_do_not_wait_for_long_ones(tiny_checkpoint: Path) -> None:
+async def test_short_requests_do_not_wait_for_long_ones(
+        scripted_checkpoint: Callable[..., Path]) -> None:
     """Continuous batching: a request arriving while a long one decodes joins the batch and
     returns first; an abandoned request leaves the batch."""
-    model = ReferenceChatModel(str(tiny_checkpoint))
+    model = ReferenceChatModel(str(scripted_checkpoint("a b c", endless=True)))
     await model.preflight()
+    runtime = model._runtime
+    assert runtime is not None
     order: list[str] = []
 
-    async def call(name: str, max_tokens: int, delay: float = 0.0) -> None:
-        await asyncio.sleep(delay)
+    async def call(name: str, max_tokens: int) -> None:
         await model.complete([{"role": "user", "content": name}], None, Sampling(max_tokens=max_tokens))
         order.append(name)
 
-    long = asyncio.create_task(call("long", 400))
-    await call("short", 4, delay=0.2)
+    long = asyncio.create_task(call("long", 2000))
+    while not runtime.scheduler.batch_sizes:  # the long request is decoding
+        await asyncio.sleep(0.01)
+    await call("short", 4)
     assert order == ["short"] and not long.done()
+    assert max(runtime.scheduler.batch_sizes) == 2
     long.cancel()
     with pytest.raises(asyncio.CancelledError):
         await long
