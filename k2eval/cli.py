@@ -243,7 +243,7 @@ def _redacted_argv() -> list[str]:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with `command`, only that command's plugin module is imported."""
+    """The parser; only the plugin module of `command` (if any) is imported."""
     parser = argparse.ArgumentParser(
         prog="k2eval",
         description="Reproduce the Kimi K2 benchmark results for any model: an OpenAI-compatible "
@@ -266,7 +266,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         r.set_defaults(func=func)
     loaded: set[str] = set()
     for name, module in PLUGINS.items():
-        if command is not None and command != name:
+        if command != name:  # `k2eval --help` lists the plugins without importing them
             if name not in loaded and name not in sub.choices:
                 sub.add_parser(name, help=PLUGIN_HELP[name], add_help=False)
             continue
