@@ -1,7 +1,10 @@
 """ACEBench's agent categories: the dialogue loops and their two grades.
 
 multi_step: the agent alone works from the task; each message it writes goes to the executor
-(a failed parse answers "Please do not ask me any questions, ..."). multi_turn: a simulated user
+(a failed parse answers "Please do not ask me any questions, ..."). The history the agent is
+shown holds the task and the execution results only, never its own earlier messages: upstream
+adds the newest message to the history only when the agent is about to be asked, which in
+multi_step is at the start and after each execution result. multi_turn: a simulated user
 (the run's user model, prompted with the task as its instruction) talks to the agent; agent
 messages that parse as calls go to the executor, everything else to the user. Both stop when
 a message after the first two contains "finish conversation", or after 40 messages (the
@@ -54,7 +57,7 @@ class Dialogue:
     def record(self, index: int, message: dict[str, Any]) -> bool:
         """Append turn `index`'s message; True (ended by "finish") when it ends the dialogue."""
         self.history.append(message)
-        if index > 1 and isinstance(message["message"], str) and FINISH in message["message"]:
+        if index > 1 and FINISH in message["message"]:  # in a list: an element equal to it
             self.ended_by = "finish"
             return True
         return False
@@ -104,8 +107,8 @@ async def run_multi_step(data: dict[str, Any], agent: Chat,
     try:
         for index in range(max_turns):
             last = out.history[-1]
-            transcript += _history_line(last, "execution result")
             if index == 0 or last["sender"] == "execution":
+                transcript += _history_line(last, "execution result")
                 user = prompts.MULTI_STEP_AGENT_USER.format(functions=data["functions"],
                                                             history=transcript)
                 text = await agent([{"role": "system", "content": prompts.MULTI_STEP_AGENT_SYSTEM},
