@@ -184,6 +184,35 @@ async def test_multi_turn_agent_prompts_have_real_line_breaks(
     assert second.endswith("\nagent:How can I help?\nuser:Still there?\n")
 
 
+async def test_multi_turn_keeps_the_state_of_an_execution_upstream_does_not_fail(
+        fake_openai: Any, acebench_items: dict[str, list[Item]]) -> None:
+    """A call to a function no backend offers, after one that ran, repeats that result upstream
+    instead of failing; the state counts. A dict argument upstream cannot write back makes the
+    message text for the user."""
+    item = item_by_id(acebench_items, "agent_multi_turn_0")
+    agent = scripted_agent(["[turn_on_wifi(), fly(to='Mars')]",
+                            "[send_message(message={'text': 'hi'})]", "finish conversation"])
+    user_turns = iter(["Turn on the wifi.", "What did you send?"])
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if is_user_simulator(body):
+            return Reply(text=next(user_turns, "finish conversation"))
+        return agent(body)
+
+    srv = fake_openai(respond)
+    attempt, score = await run_item(item, task(), srv.base_url)
+    history = attempt.output["history"]
+    wifi = {"status": True, "message": "Wi-Fi has been turned on"}
+    assert history[2] == {"sender": "execution", "recipient": "agent", "message": [wifi, wifi]}
+    assert history[3]["recipient"] == "user"
+    assert attempt.output["process"] == ["[turn_on_wifi(), fly(to='Mars')]"]
+    assert {"BaseApi": {"wifi": True, "logged_in": True}} in attempt.output["state"]
+    assert "wrong number of classes" not in score.reason
+    user_requests = [r for r in srv.requests if is_user_simulator(r)]
+    assert user_requests[1]["messages"][-1] == {
+        "role": "user", "content": "[send_message(message={'text': 'hi'})]"}
+
+
 async def test_a_user_that_never_ends_hits_the_turn_limit(
         fake_openai: Any, acebench_items: dict[str, list[Item]]) -> None:
     item = item_by_id(acebench_items, "agent_multi_turn_0")
