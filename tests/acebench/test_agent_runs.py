@@ -149,7 +149,7 @@ async def test_multi_turn_with_a_user_simulator(fake_openai: Any,
     assert user_requests[1]["messages"][2] == {"role": "system",
                                                "content": "I'd like to send a message to Frank."}
     assert user_requests[1]["messages"][3] == {"role": "user", "content": "The message was sent."}
-    assert all(r["max_tokens"] == 1000 and r["temperature"] == 0.0 for r in user_requests)
+    assert all(r["max_tokens"] == 1000 and r["temperature"] == 0.001 for r in user_requests)
     agent_system = next(r for r in srv.requests if not is_user_simulator(r))["messages"][0]
     assert agent_system["content"].endswith(prompts.PHONE_RULES)
 

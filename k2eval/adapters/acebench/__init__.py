@@ -213,7 +213,8 @@ class AceBenchAdapter(Adapter):
             return (await ctx.chat(messages)).text or ""
 
         async def user(messages: list[Message]) -> str:
-            sampling = ctx.sampling(temperature=0.0, max_tokens=1000)
+            # upstream's simulator settings (`APIUSER`: temperature 0.001, 1000 tokens)
+            sampling = ctx.sampling(temperature=0.001, max_tokens=1000)
             return (await ctx.chat(messages, role="user", sampling=sampling)).text or ""
 
         if category == "agent_multi_step":
