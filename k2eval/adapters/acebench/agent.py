@@ -48,7 +48,7 @@ NOT_A_CALL = "Please do not ask me any questions, use the known conditions to so
 MULTI_TURN_ERROR = "Error during execution: {str(e)}"
 """multi_turn's error message: a template upstream never formats, shown as its characters."""
 UNBOUND_RESULT = ("cannot access local variable 'func_call_result' where it is not associated "
-                  "with a value")
+                  "with a value")  # upstream's unbound result variable, as Python 3.11+ words it
 _UNBOUND = object()
 Chat = Callable[[list[Message]], Awaitable[str]]
 """Send messages to a model, get its text back."""
