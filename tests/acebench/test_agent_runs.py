@@ -89,6 +89,28 @@ async def test_multi_step_milestones_solve_the_task(fake_openai: Any,
     assert all(r["temperature"] == 0.0 and r["max_tokens"] == 8192 for r in srv.requests)
 
 
+async def test_multi_step_history_holds_the_task_and_execution_results_only(
+        fake_openai: Any, acebench_items: dict[str, list[Item]]) -> None:
+    """Upstream adds a message to the agent's history only when the agent is about to be asked:
+    the agent never sees its own earlier calls, answered or not."""
+    item = item_by_id(acebench_items, "agent_multi_step_2")
+    stones = [requote(s) for s in item.data["mile_stone"]]
+    srv = fake_openai(scripted_agent(["Which account should I use?", *stones,
+                                      "finish conversation"]))
+    attempt, _ = await run_item(item, task(), srv.base_url, with_user=False)
+    results = [m["message"] for m in attempt.output["history"] if m["sender"] == "execution"]
+    sent = [r["messages"][1]["content"] for r in srv.requests]
+    assert len(sent) == len(results) + 1 == len(stones) + 2
+    assert results[0] == NOT_A_CALL and all(isinstance(r, list) for r in results[1:])
+    for n, content in enumerate(sent):
+        history = f"user:{item.data['question']}\n" + "".join(
+            f"execution result:{result}\n" for result in results[:n])
+        assert content.endswith(f". Conversation history: {history}\n"), n
+        assert "agent:" not in content.split("Conversation history: ", 1)[1]
+    assert "Which account should I use?" not in sent[-1]
+    assert not any(stone in sent[-1] for stone in stones)
+
+
 async def test_multi_step_text_is_answered_by_the_executor(fake_openai: Any,
                                                            acebench_items: dict[str, list[Item]]
                                                            ) -> None:
@@ -127,9 +149,68 @@ async def test_multi_turn_with_a_user_simulator(fake_openai: Any,
     assert user_requests[1]["messages"][2] == {"role": "system",
                                                "content": "I'd like to send a message to Frank."}
     assert user_requests[1]["messages"][3] == {"role": "user", "content": "The message was sent."}
-    assert all(r["max_tokens"] == 1000 and r["temperature"] == 0.0 for r in user_requests)
+    assert all(r["max_tokens"] == 1000 and r["temperature"] == 0.001 for r in user_requests)
     agent_system = next(r for r in srv.requests if not is_user_simulator(r))["messages"][0]
     assert agent_system["content"].endswith(prompts.PHONE_RULES)
+
+
+@pytest.mark.parametrize(("item_id", "rules"), [("agent_multi_turn_0", prompts.PHONE_RULES),
+                                               ("agent_multi_turn_20", prompts.TRAVEL_RULES)],
+                         ids=["phone", "travel"])
+async def test_multi_turn_agent_prompts_have_real_line_breaks(
+        fake_openai: Any, acebench_items: dict[str, list[Item]], item_id: str, rules: str) -> None:
+    item = item_by_id(acebench_items, item_id)
+    user_turns = iter(["Hello, I need help.", "Still there?"])
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if is_user_simulator(body):
+            return Reply(text=next(user_turns, "finish conversation"))
+        return Reply(text="How can I help?")
+
+    srv = fake_openai(respond)
+    await run_item(item, task(), srv.base_url)
+    agent_requests = [r for r in srv.requests if not is_user_simulator(r)]
+    assert len(agent_requests) == 2
+    for request in agent_requests:
+        system, user = (m["content"] for m in request["messages"])
+        assert "\\n" not in system
+        assert system.endswith(
+            "and returns the result\n\nThe rules you need to follow are as follows:\n\n" + rules)
+        functions = str(item.data["functions"])
+        assert user.startswith(f"Below is the list of APIs you can use:\n {functions}\n\n"
+                               "Conversation history 1..t:\nuser:Hello, I need help.\n")
+        assert "\\n" not in user.replace(functions, "")
+    second = agent_requests[1]["messages"][1]["content"]
+    assert second.endswith("\nagent:How can I help?\nuser:Still there?\n")
+
+
+async def test_multi_turn_keeps_the_state_of_an_execution_upstream_does_not_fail(
+        fake_openai: Any, acebench_items: dict[str, list[Item]]) -> None:
+    """A call to a function no backend offers, after one that ran, repeats that result upstream
+    instead of failing; the state counts. A dict argument upstream cannot write back makes the
+    message text for the user."""
+    item = item_by_id(acebench_items, "agent_multi_turn_0")
+    agent = scripted_agent(["[turn_on_wifi(), fly(to='Mars')]",
+                            "[send_message(message={'text': 'hi'})]", "finish conversation"])
+    user_turns = iter(["Turn on the wifi.", "What did you send?"])
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if is_user_simulator(body):
+            return Reply(text=next(user_turns, "finish conversation"))
+        return agent(body)
+
+    srv = fake_openai(respond)
+    attempt, score = await run_item(item, task(), srv.base_url)
+    history = attempt.output["history"]
+    wifi = {"status": True, "message": "Wi-Fi has been turned on"}
+    assert history[2] == {"sender": "execution", "recipient": "agent", "message": [wifi, wifi]}
+    assert history[3]["recipient"] == "user"
+    assert attempt.output["process"] == ["[turn_on_wifi(), fly(to='Mars')]"]
+    assert {"BaseApi": {"wifi": True, "logged_in": True}} in attempt.output["state"]
+    assert "wrong number of classes" not in score.reason
+    user_requests = [r for r in srv.requests if is_user_simulator(r)]
+    assert user_requests[1]["messages"][-1] == {
+        "role": "user", "content": "[send_message(message={'text': 'hi'})]"}
 
 
 async def test_a_user_that_never_ends_hits_the_turn_limit(

@@ -70,6 +70,19 @@ def test_agent_decode_adds_brackets_and_keeps_keywordless_calls_as_text() -> Non
         decode_agent_calls("Sure, which message should I delete?")
 
 
+@pytest.mark.parametrize("argument", ["{'a': 1}", "{}", "{'k': {'a': {'b': 1}}}", "{'k': 'v'}"])
+def test_agent_decode_fails_on_dict_arguments_upstream_cannot_write_back(argument: str) -> None:
+    with pytest.raises(CallParseError):
+        decode_agent_calls(f"[send_message(message={argument})]")
+
+
+@pytest.mark.parametrize("argument", ["{'k': {'a': 1}}", "{'k': {}}", "f(a=1)",
+                                      "{'k': {'a': {'j': {}}}}"])
+def test_agent_decode_keeps_dict_arguments_that_read_as_nested_calls(argument: str) -> None:
+    (call,) = decode_agent_calls(f"[send_message(message={argument})]") or []
+    assert isinstance(call["send_message"]["message"], dict)
+
+
 def test_native_tool_calls_become_calls() -> None:
     assert calls_from_tool_calls([("f", '{"a": 1}'), ("g", "")]) == [{"f": {"a": 1}}, {"g": {}}]
     with pytest.raises(CallParseError):

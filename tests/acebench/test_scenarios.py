@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from k2eval.adapters.acebench.agent import _execute, check_state, process_accuracy
+from k2eval.adapters.acebench.agent import (
+    MULTI_TURN_ERROR,
+    UNBOUND_RESULT,
+    _execute,
+    check_state,
+    process_accuracy,
+)
 from k2eval.adapters.acebench.data import AGENT
 from k2eval.adapters.acebench.scenarios import Environment, UnknownFunction, execution_result
 from k2eval.adapters.base import Item
@@ -122,10 +128,33 @@ def test_unknown_functions_and_bad_arguments_raise() -> None:
         env.call("_load", {"config": {}})
     with pytest.raises(TypeError):
         env.call("send_message", {"to": "Frank"})
-    results, ok = _execute(env, "[turn_on_wifi(), fly(to='Mars')]", stop_on_error=True)
-    assert not ok and results == ["Error during execution: no function named 'fly'"]
-    results, ok = _execute(env, "[fly(to='Mars'), turn_on_wifi()]", stop_on_error=False)
-    assert ok and results[1] == {"status": True, "message": "Wi-Fi has been turned on"}
+
+
+WIFI_ON = {"status": True, "message": "Wi-Fi has been turned on"}
+UNBOUND = f"Error during execution: {UNBOUND_RESULT}"
+
+
+@pytest.mark.parametrize(("text", "stop_on_error", "results", "ok"), [
+    # an unknown function repeats the message's previous result, as upstream's executor does
+    ("[turn_on_wifi(), fly(to='Mars')]", True, [WIFI_ON, WIFI_ON], True),
+    ("[turn_on_wifi(), fly(to='Mars')]", False, [WIFI_ON, WIFI_ON], True),
+    # ... and fails when there is none yet
+    ("[fly(to='Mars'), turn_on_wifi()]", False, [UNBOUND, WIFI_ON], True),
+    ("[fly(to='Mars'), turn_on_wifi()]", True, list(MULTI_TURN_ERROR), False),
+    # a dict argument is written back as a call of an undefined name
+    ("[turn_on_wifi(x={'k': {'a': 1}})]", False,
+     ["Error during execution: name 'k' is not defined"], True),
+    ("[turn_on_wifi(x=1)]", True, list(MULTI_TURN_ERROR), False),
+    ("[42]", True, [], True),
+])
+def test_the_executor_answers_as_upstreams(text: str, stop_on_error: bool, results: list[Any],
+                                           ok: bool) -> None:
+    env = Environment(PHONE, {})
+    assert _execute(env, text, stop_on_error=stop_on_error) == (results, ok)
+
+
+def test_multi_turn_errors_show_the_characters_of_an_unformatted_template() -> None:
+    assert "".join(MULTI_TURN_ERROR) == "Error during execution: {str(e)}"
 
 
 def test_execution_results_read_as_upstream() -> None:

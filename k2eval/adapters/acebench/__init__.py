@@ -6,7 +6,12 @@ Options: `categories` ("all", a group, a category, or a comma list), `tool_forma
 offered as OpenAI tools and returned tool calls are graded like the official FC path - agent
 categories always use the text format, as upstream), `max_dialog_turns` (40),
 `user_reply_role` ("system", as upstream feeds the simulator its own lines; "assistant" for
-servers that refuse system messages mid-dialogue).
+servers that refuse system messages mid-dialogue), `prompt_version` ("2025-07" or "2025-02": the
+special categories' system prompt of that ACEBench data release. The July 2025 release rewrote
+the special gold answers and renamed the AI in that prompt from "system" to "assistant"; the
+release of the loaded data is recognised from its special gold answers and must match, else the
+run stops and says which version to pass. A run with a version other than the default,
+"2025-07", records it in its conditions).
 
 Flow per category group (see data.py for how multi-turn dialogues map to Items):
 - normal / special: one model call per row with the official system prompt (functions, time or
@@ -31,7 +36,7 @@ from k2eval.adapters.acebench.agent import (
     run_multi_turn,
 )
 from k2eval.adapters.acebench.checker import Check, UnsupportedSchema, check_normal, check_special
-from k2eval.adapters.acebench.data import load_items, select_categories
+from k2eval.adapters.acebench.data import RELEASES, data_release, load_items, select_categories
 from k2eval.adapters.acebench.parsing import (
     CallParseError,
     calls_from_tool_calls,
@@ -53,16 +58,19 @@ from k2eval.models.base import Message, ToolSchema
 from k2eval.spec import RunConfig, TaskSpec
 
 TOOL_FORMATS = ("prompt", "native")
+DEFAULT_PROMPT_VERSION = RELEASES[0]
 
 
 # --- prompt -----------------------------------------------------------------------------------
 
 
-def build_messages(row: dict[str, Any]) -> list[Message]:
+def build_messages(row: dict[str, Any],
+                   prompt_version: str = DEFAULT_PROMPT_VERSION) -> list[Message]:
     """The official single-turn prompt: system (rules + functions) and the conversation."""
     category = row["category"]
     if category.startswith("special"):
-        system = prompts.SPECIAL_SYSTEM.format(time=row["time"], function=row["functions"])
+        system = prompts.SPECIAL_SYSTEMS[prompt_version].format(time=row["time"],
+                                                                 function=row["functions"])
     elif category == "normal_preference":
         system = prompts.PREFERENCE_SYSTEM.format(profile=row["profile"],
                                                   function=row["functions"])
@@ -134,6 +142,15 @@ def _as_messages(dialogue: Dialogue) -> list[Message]:
             for m in dialogue.history]
 
 
+def prompt_version(spec: TaskSpec) -> str:
+    """The `prompt_version` option, checked."""
+    version = str(spec.option("prompt_version", DEFAULT_PROMPT_VERSION))
+    if version not in RELEASES:
+        raise ConfigError(f"task {spec.name}: prompt_version must be one of {RELEASES} (the "
+                          f"ACEBench data release), got {version!r}")
+    return version
+
+
 class AceBenchAdapter(Adapter):
     name: ClassVar[str] = "acebench"
 
@@ -149,7 +166,14 @@ class AceBenchAdapter(Adapter):
                               f"got {tool_format!r}")
         if spec.option("user_reply_role", "system") not in ("system", "assistant"):
             raise ConfigError(f"task {spec.name}: user_reply_role must be system or assistant")
-        return load_items(data, select_categories(spec.option("categories", "all")))
+        version = prompt_version(spec)
+        items = load_items(data, select_categories(spec.option("categories", "all")))
+        release = data_release(items)
+        if release is not None and release != version:
+            raise ConfigError(f"task {spec.name}: the special categories in {data} are ACEBench's "
+                              f"{release} data release, whose prompt differs from "
+                              f"prompt_version={version}: pass --option prompt_version={release}")
+        return items
 
     async def setup(self, config: RunConfig) -> None:
         chosen = select_categories(config.task.option("categories", "all"))
@@ -157,11 +181,15 @@ class AceBenchAdapter(Adapter):
             raise ConfigError(f"task {config.task.name}: agent_multi_turn needs a user simulator: "
                               "pass --user-model (or set categories to exclude it)")
 
+    def conditions(self, config: RunConfig) -> dict[str, Any]:
+        version = prompt_version(config.task)
+        return {} if version == DEFAULT_PROMPT_VERSION else {"prompt_version": version}
+
     # --- solve --------------------------------------------------------------------------------
 
     async def _ask(self, row: dict[str, Any], ctx: AttemptContext) -> tuple[list[Message],
                                                                               dict[str, Any]]:
-        messages = build_messages(row)
+        messages = build_messages(row, prompt_version(ctx.spec))
         native = ctx.spec.option("tool_format", "prompt") == "native"
         tools = to_tools(row["functions"]) if native else None
         completion = await ctx.chat(messages, tools)
@@ -185,7 +213,8 @@ class AceBenchAdapter(Adapter):
             return (await ctx.chat(messages)).text or ""
 
         async def user(messages: list[Message]) -> str:
-            sampling = ctx.sampling(temperature=0.0, max_tokens=1000)
+            # upstream's simulator settings (`APIUSER`: temperature 0.001, 1000 tokens)
+            sampling = ctx.sampling(temperature=0.001, max_tokens=1000)
             return (await ctx.chat(messages, role="user", sampling=sampling)).text or ""
 
         if category == "agent_multi_step":

@@ -1,7 +1,10 @@
 """ACEBench's agent categories: the dialogue loops and their two grades.
 
 multi_step: the agent alone works from the task; each message it writes goes to the executor
-(a failed parse answers "Please do not ask me any questions, ..."). multi_turn: a simulated user
+(a failed parse answers "Please do not ask me any questions, ..."). The history the agent is
+shown holds the task and the execution results only, never its own earlier messages: upstream
+adds the newest message to the history only when the agent is about to be asked, which in
+multi_step is at the start and after each execution result. multi_turn: a simulated user
 (the run's user model, prompted with the task as its instruction) talks to the agent; agent
 messages that parse as calls go to the executor, everything else to the user. Both stop when
 a message after the first two contains "finish conversation", or after 40 messages (the
@@ -16,10 +19,14 @@ Grades (official `agent_eval` / `agent_eval_process`):
   after strip), the best over alternative milestone lists; 1.0 when end-to-end is correct.
 In multi_turn the state counts only if some execution ran without an exception, as upstream.
 
-Where upstream misbehaves in ways that only change what the agent reads, this code says what
-happened instead: a failed multi_turn execution shows ["Error during execution: <error>"]
-(upstream shows the characters of an unformatted template), a call to a function no backend
-has names it, and a dict argument is passed as a dict (upstream rewrites it as a nested call).
+The executor follows upstream's quirks too, since they decide what the agent reads next and
+sometimes whether a state is kept: a failed multi_turn execution shows the characters of an
+unformatted error template; a call to a function no backend offers repeats the previous
+result of the same message (an error when there is none); a dict argument is written back
+as a nested call (which fails as an undefined name) or, when that cannot be done, makes the
+whole message unparseable. Error texts from inside a backend are Python's messages for this
+code's backends, which can word them differently from upstream's classes; and upstream would
+run a nested call of a Python builtin such as `dict(...)` where this code reports it undefined.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k2eval.adapters.acebench import prompts
-from k2eval.adapters.acebench.parsing import CallParseError, decode_agent_calls
+from k2eval.adapters.acebench.parsing import CallParseError, decode_agent_calls, dict_argument_name
 from k2eval.adapters.acebench.scenarios import Environment, execution_result
 from k2eval.errors import LimitExceeded
 from k2eval.models.base import Message
@@ -38,6 +45,11 @@ from k2eval.models.base import Message
 MAX_DIALOG_TURNS = 40
 FINISH = "finish conversation"
 NOT_A_CALL = "Please do not ask me any questions, use the known conditions to solve the problem"
+MULTI_TURN_ERROR = "Error during execution: {str(e)}"
+"""multi_turn's error message: a template upstream never formats, shown as its characters."""
+UNBOUND_RESULT = ("cannot access local variable 'func_call_result' where it is not associated "
+                  "with a value")  # upstream's unbound result variable, as Python 3.11+ words it
+_UNBOUND = object()
 Chat = Callable[[list[Message]], Awaitable[str]]
 """Send messages to a model, get its text back."""
 
@@ -54,7 +66,7 @@ class Dialogue:
     def record(self, index: int, message: dict[str, Any]) -> bool:
         """Append turn `index`'s message; True (ended by "finish") when it ends the dialogue."""
         self.history.append(message)
-        if index > 1 and isinstance(message["message"], str) and FINISH in message["message"]:
+        if index > 1 and FINISH in message["message"]:  # in a list: an element equal to it
             self.ended_by = "finish"
             return True
         return False
@@ -70,18 +82,31 @@ def _history_line(entry: dict[str, Any], execution_label: str) -> str:
 
 
 def _execute(env: Environment, text: str, *, stop_on_error: bool) -> tuple[list[Any], bool]:
-    """Run the calls in `text`; (results shown to the agent, whether no call raised)."""
-    calls = decode_agent_calls(text) or []
+    """Run the calls in `text` as upstream's executor does; (what the agent is shown, whether
+    no call raised).
+
+    Upstream keeps the last call's result in one variable: a call to a function that no backend
+    offers is skipped and shows that variable again, or raises (the variable is unbound) when no
+    call of the message has returned yet. multi_step shows each error as "Error during
+    execution: <error>"; multi_turn (`stop_on_error`) stops at the first error and shows the
+    characters of its unformatted error template."""
     results: list[Any] = []
-    for call in calls:
+    last: Any = _UNBOUND
+    for call in decode_agent_calls(text) or []:
         (name, args), = call.items()
         try:
-            results.append(execution_result(env.call(name, args)))
+            if env.has_function(name):
+                for value in args.values():
+                    if isinstance(value, dict):
+                        raise NameError(f"name {dict_argument_name(value)!r} is not defined")
+                last = env.call(name, args)
+            elif last is _UNBOUND:
+                raise UnboundLocalError(UNBOUND_RESULT)
+            results.append(execution_result(last))
         except Exception as exc:  # the backend's errors are the agent's feedback
-            error = f"Error during execution: {exc}"
             if stop_on_error:
-                return [error], False
-            results.append(error)
+                return list(MULTI_TURN_ERROR), False
+            results.append(f"Error during execution: {exc}")
     return results, True
 
 
@@ -104,8 +129,8 @@ async def run_multi_step(data: dict[str, Any], agent: Chat,
     try:
         for index in range(max_turns):
             last = out.history[-1]
-            transcript += _history_line(last, "execution result")
             if index == 0 or last["sender"] == "execution":
+                transcript += _history_line(last, "execution result")
                 user = prompts.MULTI_STEP_AGENT_USER.format(functions=data["functions"],
                                                             history=transcript)
                 text = await agent([{"role": "system", "content": prompts.MULTI_STEP_AGENT_SYSTEM},

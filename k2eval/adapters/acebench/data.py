@@ -133,6 +133,25 @@ def load_category(data_dir: Path, category: str) -> list[Item]:
     return items
 
 
+RELEASES = ("2025-07", "2025-02")
+"""ACEBench data releases, newest first: February 2025 (first) and July 2025 (special categories'
+gold answers rewritten: irrelevant requests answered with the prompt's own sentence, incorrect
+values keyed by parameter instead of function name)."""
+
+
+def data_release(items: list[Item]) -> str | None:
+    """The release the loaded special categories' gold answers come from; None if they tell not
+    (neither special_irrelevant nor special_error_param loaded)."""
+    for item in items:
+        category, gold = item.data["category"], item.data.get("ground_truth")
+        if category == "special_irrelevant" and isinstance(gold, str):
+            return "2025-07" if "the limitations of the function" in gold else "2025-02"
+        if category == "special_error_param" and isinstance(gold, dict):
+            functions = {fn.get("name") for fn in item.data["functions"]}
+            return "2025-02" if functions & set(gold) else "2025-07"
+    return None
+
+
 def load_items(path: str | Path, categories: tuple[str, ...] = CATEGORIES) -> list[Item]:
     """Items of the chosen categories, interleaved (one of each category in turn) so that a
     run cut short with `--limit` still samples every category."""

@@ -139,7 +139,7 @@ def decode_agent_calls(text: str) -> list[Call] | None:
 
     Returns None when the text is a list holding something other than calls (the official
     agent then treats the message as text for the user); raises CallParseError when it does
-    not parse at all.
+    not parse at all, or has a dict argument upstream cannot write back (`dict_argument_name`).
     """
     func = text[1:] if text.startswith(" ") else text
     if not func:
@@ -150,13 +150,37 @@ def decode_agent_calls(text: str) -> list[Call] | None:
         func = func + "]"
     body = _parse_expression(func.strip("[]'"))
     if isinstance(body, ast.Call):
-        return [resolve_call(body, keywordless_call_as_text=True)]
-    if isinstance(body, (ast.List, ast.Tuple)):
+        calls = [resolve_call(body, keywordless_call_as_text=True)]
+    elif isinstance(body, (ast.List, ast.Tuple)):
         if not all(isinstance(e, ast.Call) for e in body.elts):
             return None
-        return [resolve_call(e, keywordless_call_as_text=True) for e in body.elts
-                if isinstance(e, ast.Call)]
-    return []
+        calls = [resolve_call(e, keywordless_call_as_text=True) for e in body.elts
+                 if isinstance(e, ast.Call)]
+    else:
+        return []
+    for call in calls:
+        for value in next(iter(call.values())).values():
+            if isinstance(value, dict):
+                dict_argument_name(value)
+    return calls
+
+
+def dict_argument_name(value: dict[Any, Any]) -> str:
+    """The name a dict argument becomes in the agent scenarios' executor.
+
+    Upstream writes each call back as Python source before running it, and writes a dict
+    argument `{k: {...}}` as the call `k(...)` (recursively), which then fails as an undefined
+    name. A dict that cannot be written so (empty, or a first value that is not a dict) makes the
+    official decode fail: CallParseError here."""
+    if not value:
+        raise CallParseError("an empty dict argument")
+    name, inner = next(iter(value.items()))
+    if not isinstance(inner, dict):
+        raise CallParseError(f"a dict argument {value!r} (upstream writes dicts back as calls)")
+    for item in inner.values():
+        if isinstance(item, dict):
+            dict_argument_name(item)
+    return str(name)
 
 
 def calls_from_tool_calls(tool_calls: list[tuple[str, str]]) -> list[Call]:

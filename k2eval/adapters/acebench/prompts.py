@@ -3,6 +3,10 @@
 Single-turn categories (normal, preference, special) use a system prompt holding the function
 list (Python `str()` of the list, as the official code formats it) and the conversation as the
 user message. The agent categories build the whole transcript into one user message each step.
+
+The special prompt changed with the data: ACEBench's July 2025 release rewrote the special
+categories' gold answers and renamed the AI in their prompt from "system" to "assistant";
+SPECIAL_SYSTEMS holds both wordings by release.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ tool: Provides the results of tool calls
 API Description:
 {function}"""
 
-SPECIAL_SYSTEM = """You are an AI system with the role name "system." Based on the provided API specifications and conversation history from steps 1 to t, generate the API requests that the system should call in step t+1. Below are two specific scenarios:
+SPECIAL_SYSTEM = """You are an AI assistant with the role name "assistant". Based on the provided API specifications and conversation history from steps 1 to t, generate the API requests that the assistant should call in step t+1. Below are two specific scenarios:
 1. When the information provided by the user is clear and unambiguous, and the problem can be resolved using the list of candidate functions:
    - If the API parameter description does not specify the required format for the value, use the user's original text for the parameter value.
    - When multiple tools in the candidate list can satisfy the user's needs, output all API requests.
@@ -56,10 +60,20 @@ SPECIAL_SYSTEM = """You are an AI system with the role name "system." Based on t
 
 Role Descriptions:
 user: User
-system: The AI system role that makes API requests
+assistant: The AI assistant role that makes API requests
 
 API Specifications:
 {function}"""
+
+SPECIAL_SYSTEM_2025_02 = (
+    SPECIAL_SYSTEM.replace('an AI assistant with the role name "assistant".',
+                           'an AI system with the role name "system."')
+    .replace("that the assistant should call", "that the system should call")
+    .replace("assistant: The AI assistant role", "system: The AI system role"))
+"""The special prompt of ACEBench's first release (February 2025): the AI is "system"."""
+
+SPECIAL_SYSTEMS = {"2025-07": SPECIAL_SYSTEM, "2025-02": SPECIAL_SYSTEM_2025_02}
+"""The special categories' system prompt by ACEBench data release (`prompt_version`)."""
 
 USER_TEMPLATE = """Conversation history 1..t:\n{question}"""
 
@@ -156,10 +170,10 @@ user: User
 agent: The AI system role that makes API requests
 execution: Executes the API call and returns the result
 
-The rules you need to follow are as follows:\\n
+The rules you need to follow are as follows:\n
 """
 
-MULTI_TURN_AGENT_USER = """Below is the list of APIs you can use:\\n {functions}\\n\\nConversation history 1..t:\\n{history}"""
+MULTI_TURN_AGENT_USER = """Below is the list of APIs you can use:\n {functions}\n\nConversation history 1..t:\n{history}"""
 
 MULTI_STEP_AGENT_SYSTEM = """You are an AI system with the role of 'system'. Based on the provided API documentation and the conversation history from steps 1 to t, generate the corresponding content for the 'system' role in step t+1.
 1. If the information provided in the previous step is complete and allows for a successful API call, you should output the API request(s) to be called in the format [ApiName(key1='value1', key2='value2', ...)]. Replace ApiName with the actual API name, key1, key2, etc., with the actual parameter names, and value1, value2, etc., with the actual parameter values. The output should start with a square bracket "[" and end with a square bracket "]". If there are multiple API requests, separate them with commas, for example, [ApiName(key1='value1', key2='value2', ...), ApiName(key1='value1', key2='value2', ...), ...]. Do not include any additional explanations, prompts, or API call results in the output.
