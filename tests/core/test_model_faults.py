@@ -469,3 +469,30 @@ def test_ctrl_c_names_the_real_run_directory(serve: Any, aime_args: list[str], t
     assert proc.returncode == 130, stderr
     assert f"continue with `k2eval resume {tmp_path / 'stopped-here'}`" in stderr
     assert "RUN_DIR" not in stderr
+
+
+def test_a_tau2_conversation_that_outgrows_the_context_keeps_its_transcript_and_scores_zero(
+        serve: Any, shared_data: Path, tmp_path: Path) -> None:
+    def respond(body: dict[str, Any]) -> Reply | Fault:
+        msgs = body["messages"]
+        if "<policy>" not in str(msgs[0].get("content")):
+            return Reply(text="Please help me with my request.")  # the user simulator
+        if sum(1 for m in msgs if m["role"] == "assistant") >= 2:
+            return Fault("400", body=OVERFLOW_BODIES["openai"])
+        return Reply(text="How can I help you today?")
+
+    srv = serve(respond)
+    run = k2eval.evaluate("tau2-retail", "openai:agent", base_url=srv.base_url,
+                          user_model=ModelSpec("openai:user", base_url=srv.base_url),
+                          data=str(shared_data / "tau2"), item_ids=["0"], k=1, out=tmp_path,
+                          run_id="tau2")
+    assert (run.summary["n_errors"], run.summary["complete"], run.summary["score"]) == (0, True, 0.0)
+    [attempt] = read_jsonl(run.path / "attempts.jsonl")
+    assert attempt["output"]["ended_by"] == "context_overflow"
+    roles = [m["role"] for m in attempt["messages"]]
+    assert roles[0] == "system" and roles.count("assistant") == 2 and roles[-1] == "user"
+    [score] = read_jsonl(run.path / "scores.jsonl")
+    assert score["score"] == 0.0 and "maximum context length is 8192" in score["reason"]
+    before = len(srv.requests)
+    k2eval.resume_run(run.path, progress=False)
+    assert len(srv.requests) == before
