@@ -182,10 +182,10 @@ def _run_group(args: argparse.Namespace, group: Any, argv: list[str]) -> int:
     from k2eval.store.rundir import write_json_atomic
 
     group_dir = Path(args.out) / (args.run_id or new_run_id(group.name))
-    RUN_DIR.append(group_dir)
     members, worst = [], 0
     for name in group.members:
         config = _run_config(args, load_task(name))
+        RUN_DIR.append(group_dir / name)
         run = asyncio.run(run_async(config, group_dir, name, progress=not args.no_progress, argv=argv))
         worst = max(worst, _print_summary(run.summary, run.path))
         members.append(run.summary)
@@ -214,6 +214,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_rescore(args: argparse.Namespace) -> int:
     from k2eval.engine.runner import rescore_run
 
+    RUN_DIR.append(Path(args.run_dir))
     run = rescore_run(Path(args.run_dir), progress=not args.no_progress)
     return _print_summary(run.summary, run.path)
 
@@ -318,9 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RunFatalError as exc:
-        where = f"k2eval resume {RUN_DIR[-1]}" if RUN_DIR else "k2eval resume RUN_DIR"
-        print(f"error: {exc}; finished attempts are saved: continue with `{where}`",
-              file=sys.stderr)
+        where = f"`k2eval resume {RUN_DIR[-1]}`" if RUN_DIR else "`k2eval resume` on the run"
+        print(f"error: {exc}; finished attempts are saved: continue with {where}", file=sys.stderr)
         return 4
     except K2EvalError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

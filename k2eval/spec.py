@@ -180,7 +180,7 @@ def load_task(name: str) -> TaskSpec:
 
 
 REDACTED = "[REDACTED]"
-_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"']*:)[^/\s@\"']+@")
+_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"']*:)[^/\s\"']*@")
 
 
 def split_url_credentials(url: str) -> tuple[str, str | None, str | None]:

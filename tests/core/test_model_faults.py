@@ -7,17 +7,18 @@ their answer, and credentials in the base URL; the engine and the `k2eval` comma
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_run_cli import KEY, k2eval_cli
 
 import k2eval
 from k2eval.adapters.base import (
@@ -30,6 +31,7 @@ from k2eval.adapters.base import (
     SolveResult,
     derived_seed,
 )
+from k2eval.engine.progress import Progress
 from k2eval.engine.retry import RetryingChatModel, RetryPolicy
 from k2eval.errors import (
     AuthenticationFailed,
@@ -41,30 +43,10 @@ from k2eval.errors import (
 from k2eval.models.base import Sampling
 from k2eval.models.openai_api import OpenAIChatModel
 from k2eval.spec import ModelSpec, RunConfig, TaskSpec
-from k2eval.testing.fake_openai import FakeOpenAIServer, Fault, Reply
+from k2eval.testing.fake_openai import Fault, Reply
 
-KEY = "sk-test-key-0123456789"
 CLIENTS = ["sdk", "aiohttp"]
 HELLO = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture
-def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """`serve(responder, auth=None)`: a fake server on loopback, served from a thread."""
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    contexts: list[Any] = []
-
-    def start(responder: Any, auth: tuple[str, str] | None = None) -> FakeOpenAIServer:
-        server = FakeOpenAIServer(responder, auth=auth)
-        ctx = server.in_thread()
-        ctx.__enter__()
-        contexts.append(ctx)
-        return server
-
-    yield start
-    for ctx in reversed(contexts):
-        ctx.__exit__(None, None, None)
 
 
 def call_once(base_url: str, client: str, *, timeout: float = 30.0) -> Any:
@@ -113,8 +95,8 @@ OVERFLOW_BODIES = {
 
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("flavour", sorted(OVERFLOW_BODIES))
-def test_context_overflow_wordings_are_recognised(serve: Any, client: str, flavour: str) -> None:
-    srv = serve(lambda body: Fault("400", body=OVERFLOW_BODIES[flavour]))
+def test_context_overflow_wordings_are_recognised(fake_openai: Any, client: str, flavour: str) -> None:
+    srv = fake_openai(lambda body: Fault("400", body=OVERFLOW_BODIES[flavour]))
     exc = call_once(srv.base_url, client)
     assert isinstance(exc, ContextOverflow), exc
     assert exc.status == 400 and not exc.retryable and "context window exceeded" in str(exc)
@@ -125,25 +107,25 @@ def test_context_overflow_wordings_are_recognised(serve: Any, client: str, flavo
     {"error": {"message": "tools[0].function.name is required", "code": "invalid_value"}},
     {"detail": "Unknown model 'm'"},
 ])
-def test_other_bad_requests_stay_plain_fatal_errors(serve: Any, client: str, body: dict[str, Any]) -> None:
-    srv = serve(lambda _: Fault("400", body=body))
+def test_other_bad_requests_stay_plain_fatal_errors(fake_openai: Any, client: str, body: dict[str, Any]) -> None:
+    srv = fake_openai(lambda _: Fault("400", body=body))
     exc = call_once(srv.base_url, client)
     assert type(exc) is FatalModelError and exc.status == 400, exc
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("status", ["401", "403"])
-def test_rejected_credentials_are_run_fatal(serve: Any, client: str, status: str) -> None:
-    srv = serve(lambda _: Fault(status))
+def test_rejected_credentials_are_run_fatal(fake_openai: Any, client: str, status: str) -> None:
+    srv = fake_openai(lambda _: Fault(status))
     exc = call_once(srv.base_url, client)
     assert isinstance(exc, AuthenticationFailed) and exc.status == int(status), exc
     assert srv.base_url in str(exc) and "\n" not in str(exc)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_a_trickling_answer_is_cut_at_the_request_timeout(serve: Any, client: str) -> None:
+def test_a_trickling_answer_is_cut_at_the_request_timeout(fake_openai: Any, client: str) -> None:
     # A byte every 0.2 s keeps every read short; only a bound on the whole call stops it.
-    srv = serve(lambda _: Fault("trickle", interval=0.2, duration=30.0))
+    srv = fake_openai(lambda _: Fault("trickle", interval=0.2, duration=30.0))
     start = time.monotonic()
     exc = call_once(srv.base_url, client, timeout=1.0)
     elapsed = time.monotonic() - start
@@ -152,8 +134,8 @@ def test_a_trickling_answer_is_cut_at_the_request_timeout(serve: Any, client: st
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_a_slow_trickle_that_ends_within_the_timeout_is_an_answer(serve: Any, client: str) -> None:
-    srv = serve(lambda _: Fault("trickle", interval=0.1, duration=0.3))
+def test_a_slow_trickle_that_ends_within_the_timeout_is_an_answer(fake_openai: Any, client: str) -> None:
+    srv = fake_openai(lambda _: Fault("trickle", interval=0.1, duration=0.3))
     completion = call_once(srv.base_url, client, timeout=20.0)
     assert not isinstance(completion, Exception), completion
     assert completion.text == "late"
@@ -166,9 +148,9 @@ def retrying(base_url: str, notes: list[str], **policy: Any) -> RetryingChatMode
     return RetryingChatModel(inner, RetryPolicy(**policy), notify=notes.append)
 
 
-def test_retry_after_is_capped_and_the_wait_is_announced(serve: Any) -> None:
+def test_retry_after_is_capped_and_the_wait_is_announced(fake_openai: Any) -> None:
     answers = iter([Fault("429", retry_after=3600), Reply(text="fine")])
-    srv = serve(lambda _: next(answers))
+    srv = fake_openai(lambda _: next(answers))
     notes: list[str] = []
 
     async def go() -> Any:
@@ -187,25 +169,28 @@ def test_retry_after_is_capped_and_the_wait_is_announced(serve: Any) -> None:
     assert "try 2/6 in 0.2 s" in notes[0]
 
 
-def test_consecutive_refused_calls_stop_the_run_and_a_success_resets_the_count(serve: Any) -> None:
-    script = ["429", "429", "ok", "429", "429", "429"]
-    calls = iter(script)
+def test_consecutive_refused_calls_stop_the_run_and_only_a_success_resets_the_count(
+        fake_openai: Any) -> None:
+    # Each call's message names its outcome, which holds for both of its tries. A 500 that
+    # runs out of tries is an attempt error but no refusal: it neither counts nor resets.
+    script = ["429", "503", "ok", "429", "500", "429", "429"]
 
     def respond(body: dict[str, Any]) -> Reply | Fault:
-        # Each scripted outcome holds for both tries of one call.
-        return Reply(text="ok") if body["messages"][0]["content"] == "ok" else Fault("429", retry_after=0)
+        outcome = body["messages"][0]["content"]
+        return Reply(text="ok") if outcome == "ok" else Fault(outcome, retry_after=0)
 
-    srv = serve(respond)
+    srv = fake_openai(respond)
     outcomes: list[str] = []
 
     async def go() -> None:
         model = retrying(srv.base_url, [], max_tries=2, max_refused_calls=3)
         try:
-            for outcome in calls:
+            for outcome in script:
                 try:
                     await model.complete([{"role": "user", "content": outcome}], None, Sampling())
                     outcomes.append("ok")
-                except EndpointRefused:
+                except EndpointRefused as exc:
+                    assert "refused 3 calls in a row, each after 2 tries" in str(exc)
                     outcomes.append("stop")
                 except RetryableModelError as exc:
                     assert "gave up after 2 tries" in str(exc)
@@ -214,15 +199,28 @@ def test_consecutive_refused_calls_stop_the_run_and_a_success_resets_the_count(s
             await model.aclose()
 
     asyncio.run(go())
-    assert outcomes == ["error", "error", "ok", "error", "error", "stop"]
-    assert len(srv.requests) == 11  # 5 refused calls x 2 tries + 1 answer
+    assert outcomes == ["error", "error", "ok", "error", "error", "error", "stop"]
+    assert len(srv.requests) == 13  # 6 failed calls x 2 tries + 1 answer
+
+
+def test_waits_are_printed_at_most_once_per_interval_and_shown_on_the_next_line() -> None:
+    out = io.StringIO()
+    bar = Progress(2, "aime2025", stream=out, interval_s=3600)
+    bar.note("m: HTTP 429: slow down; try 2/6 in 60.0 s")
+    bar.note("m: HTTP 429: slow down; try 3/6 in 60.0 s")  # within the interval: not printed
+    bar.update()
+    bar.update()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "[aime2025] waiting: m: HTTP 429: slow down; try 2/6 in 60.0 s"
+    assert len(lines) == 2 and lines[1].startswith("[aime2025] 2/2 (100%)")
+    assert lines[1].endswith("waiting: m: HTTP 429: slow down; try 3/6 in 60.0 s")
 
 
 # -- credentials in the base URL ---------------------------------------------------------------
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_credentials_in_the_base_url_are_sent_as_basic_auth(serve: Any, client: str) -> None:
-    srv = serve(lambda _: Reply(text="in"), auth=("alice", "p@ss:w"))
+def test_credentials_in_the_base_url_are_sent_as_basic_auth(fake_openai: Any, client: str) -> None:
+    srv = fake_openai(lambda _: Reply(text="in"), auth=("alice", "p@ss:w"))
     url = srv.base_url.replace("http://", "http://alice:p%40ss%3Aw@")
     completion = call_once(url, client)
     assert not isinstance(completion, Exception), completion
@@ -289,10 +287,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def test_context_overflow_mid_conversation_is_a_finished_attempt_scored_zero(
-        serve: Any, three_turns: None, tmp_path: Path) -> None:
+        fake_openai: Any, three_turns: None, tmp_path: Path) -> None:
     from k2eval.engine.runner import run_async
 
-    srv = serve(overflow_on("question 1", from_messages=5))  # the third call of item 1
+    srv = fake_openai(overflow_on("question 1", from_messages=5))  # the third call of item 1
     run = asyncio.run(run_async(three_turns_config(srv.base_url), tmp_path, "r", progress=False))
     s = run.summary
     assert (s["n_attempts"], s["n_errors"], s["complete"]) == (3, 0, True)
@@ -319,10 +317,10 @@ def test_context_overflow_mid_conversation_is_a_finished_attempt_scored_zero(
 
 
 def test_context_overflow_on_the_first_call_is_an_error_not_a_zero(
-        serve: Any, three_turns: None, tmp_path: Path) -> None:
+        fake_openai: Any, three_turns: None, tmp_path: Path) -> None:
     from k2eval.engine.runner import run_async
 
-    srv = serve(overflow_on("question 2", from_messages=1))
+    srv = fake_openai(overflow_on("question 2", from_messages=1))
     run = asyncio.run(run_async(three_turns_config(srv.base_url), tmp_path, "r", progress=False))
     s = run.summary
     assert (s["n_errors"], s["complete"], s["score"]) == (1, False, 100.0)
@@ -332,13 +330,6 @@ def test_context_overflow_on_the_first_call_is_an_error_not_a_zero(
 
 
 # -- the command line ----------------------------------------------------------------------------
-
-def k2eval_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENAI_API_KEY": KEY}
-    env.pop("OPENAI_BASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "k2eval.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
-
 
 def error_line(proc: subprocess.CompletedProcess[str]) -> str:
     """The one error line, after checking there is no traceback and nothing else like it."""
@@ -368,7 +359,7 @@ def test_bad_retry_settings_are_one_line_errors(flag: str, value: str, needle: s
 
 
 def test_an_endpoint_that_keeps_refusing_stops_the_run_and_resume_finishes_it(
-        serve: Any, aime_args: list[str], tmp_path: Path) -> None:
+        fake_openai: Any, aime_args: list[str], tmp_path: Path) -> None:
     good = {"n": 2}
 
     def respond(body: dict[str, Any]) -> Reply | Fault:
@@ -377,7 +368,7 @@ def test_an_endpoint_that_keeps_refusing_stops_the_run_and_resume_finishes_it(
             return Reply(text="\\boxed{1}")
         return Fault("429", retry_after=3600)
 
-    srv = serve(respond)
+    srv = fake_openai(respond)
     proc = k2eval_cli("run", *aime_args, "--base-url", srv.base_url, "--limit", "10",
                       "--concurrency", "1", "--max-tries", "2", "--max-retry-after", "0.05",
                       "--run-id", "refused")
@@ -402,8 +393,8 @@ def test_an_endpoint_that_keeps_refusing_stops_the_run_and_resume_finishes_it(
 
 
 def test_rejected_credentials_after_the_preflight_stop_the_run_at_once(
-        serve: Any, aime_args: list[str], tmp_path: Path) -> None:
-    srv = serve(lambda body: Fault("401"))
+        fake_openai: Any, aime_args: list[str], tmp_path: Path) -> None:
+    srv = fake_openai(lambda body: Fault("401"))
     proc = k2eval_cli("run", *aime_args, "--base-url", srv.base_url, "--concurrency", "2",
                       "--run-id", "denied", "--no-progress")
     assert proc.returncode == 4, proc.stderr
@@ -416,7 +407,7 @@ def test_rejected_credentials_after_the_preflight_stop_the_run_at_once(
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_credentials_in_the_base_url_work_and_never_reach_the_run_directory(
-        serve: Any, aime_args: list[str], tmp_path: Path, client: str) -> None:
+        fake_openai: Any, aime_args: list[str], tmp_path: Path, client: str) -> None:
     password = "hunter2-Secret"
     flaky_seed, failed = derived_seed(0, "1", 0) % (2**31), []
 
@@ -426,7 +417,7 @@ def test_credentials_in_the_base_url_work_and_never_reach_the_run_directory(
             return Fault("500")
         return Reply(text="\\boxed{1}")
 
-    srv = serve(respond, auth=("carol", password))
+    srv = fake_openai(respond, auth=("carol", password))
     url = srv.base_url.replace("http://", f"http://carol:{password}@")
     proc = k2eval_cli("run", *aime_args, "--base-url", url, "--limit", "3", "--max-tries", "1",
                       "--http-client", client, "--run-id", "creds")
@@ -455,8 +446,8 @@ def test_credentials_in_the_base_url_work_and_never_reach_the_run_directory(
         assert password not in path.read_text(), path.name
 
 
-def test_ctrl_c_names_the_real_run_directory(serve: Any, aime_args: list[str], tmp_path: Path) -> None:
-    srv = serve(lambda body: Fault("hang"))
+def test_ctrl_c_names_the_real_run_directory(fake_openai: Any, aime_args: list[str], tmp_path: Path) -> None:
+    srv = fake_openai(lambda body: Fault("hang"))
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     proc = subprocess.Popen([sys.executable, "-m", "k2eval.cli", "run", *aime_args, "--base-url",
                              srv.base_url, "--run-id", "stopped-here", "--no-progress"],
@@ -472,7 +463,7 @@ def test_ctrl_c_names_the_real_run_directory(serve: Any, aime_args: list[str], t
 
 
 def test_a_tau2_conversation_that_outgrows_the_context_keeps_its_transcript_and_scores_zero(
-        serve: Any, shared_data: Path, tmp_path: Path) -> None:
+        fake_openai: Any, shared_data: Path, tmp_path: Path) -> None:
     def respond(body: dict[str, Any]) -> Reply | Fault:
         msgs = body["messages"]
         if "<policy>" not in str(msgs[0].get("content")):
@@ -481,7 +472,7 @@ def test_a_tau2_conversation_that_outgrows_the_context_keeps_its_transcript_and_
             return Fault("400", body=OVERFLOW_BODIES["openai"])
         return Reply(text="How can I help you today?")
 
-    srv = serve(respond)
+    srv = fake_openai(respond)
     run = k2eval.evaluate("tau2-retail", "openai:agent", base_url=srv.base_url,
                           user_model=ModelSpec("openai:user", base_url=srv.base_url),
                           data=str(shared_data / "tau2"), item_ids=["0"], k=1, out=tmp_path,
