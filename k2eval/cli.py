@@ -313,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    RUN_DIR.clear()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        if RUN_DIR:
+        if RUN_DIR and (RUN_DIR[-1] / "manifest.json").exists():
             print(f"\ninterrupted: finished attempts are saved; continue with "
                   f"`k2eval resume {RUN_DIR[-1]}`", file=sys.stderr)
         else:
