@@ -11,7 +11,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from k2eval.errors import K2EvalError, UserError
+from k2eval.errors import K2EvalError, RunFatalError, UserError
+
+RUN_DIR: list[Path] = []
+"""The run directory the current command writes, named by the Ctrl-C and run-stopped messages."""
 
 EPILOG = textwrap.dedent("""\
     examples:
@@ -97,8 +100,13 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--concurrency", type=int, help="model calls in flight (default 32)")
     e.add_argument("--sandboxes", type=int, help="sandboxes in use at once (default 4)")
     e.add_argument("--seed", type=int, help="run seed (choice orders, sampling seeds); default 0")
-    e.add_argument("--request-timeout", type=float, help="seconds per model call (default 600)")
+    e.add_argument("--request-timeout", type=float,
+                   help="seconds one model call may take in all, however the server trickles "
+                        "its answer (default 600)")
     e.add_argument("--max-tries", type=int, help="tries per model call before an error (default 6)")
+    e.add_argument("--max-retry-after", type=float, metavar="SECONDS",
+                   help="longest wait a server's Retry-After may impose before a retry "
+                        "(default 60)")
     e.add_argument("--http-client", choices=["sdk", "aiohttp"],
                    help="openai: models: the openai SDK (default) or direct aiohttp (less CPU "
                         "per call, for very high request rates)")
@@ -124,7 +132,7 @@ def _run_config(args: argparse.Namespace, task: Any) -> Any:
         seed=args.seed, sandboxes=args.sandboxes, item_ids=args.item, options=options,
         base_url=args.base_url, api_key_env=args.api_key_env,
         request_timeout_s=args.request_timeout, max_tries=args.max_tries,
-        http_client=args.http_client,
+        http_client=args.http_client, max_retry_after_s=args.max_retry_after,
         user_model=model_spec(args.user_model, base_url=args.user_base_url,
                               api_key_env=args.user_api_key_env),
         judge_model=model_spec(args.judge_model, base_url=args.judge_base_url,
@@ -152,7 +160,7 @@ def _print_summary(summary: dict[str, Any], path: Path) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from k2eval.engine.runner import run_async
+    from k2eval.engine.runner import new_run_id, run_async
     from k2eval.spec import load_task
 
     task = load_task(args.task)
@@ -160,6 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if task.members:
         return _run_group(args, task, argv)
     config = _run_config(args, task)
+    args.run_id = args.run_id or new_run_id(task.name)
+    RUN_DIR.append(Path(args.out) / args.run_id)
     run = asyncio.run(run_async(config, Path(args.out), args.run_id,
                                 progress=not args.no_progress, argv=argv))
     return _print_summary(run.summary, run.path)
@@ -175,6 +185,7 @@ def _run_group(args: argparse.Namespace, group: Any, argv: list[str]) -> int:
     members, worst = [], 0
     for name in group.members:
         config = _run_config(args, load_task(name))
+        RUN_DIR.append(group_dir / name)
         run = asyncio.run(run_async(config, group_dir, name, progress=not args.no_progress, argv=argv))
         worst = max(worst, _print_summary(run.summary, run.path))
         members.append(run.summary)
@@ -193,13 +204,17 @@ def _run_group(args: argparse.Namespace, group: Any, argv: list[str]) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from k2eval.engine.runner import resume_run
 
-    run = resume_run(Path(args.run_dir), progress=not args.no_progress)
+    RUN_DIR.append(Path(args.run_dir))
+    urls = {role: url for role, url in (("model", args.base_url), ("user_model", args.user_base_url),
+                                        ("judge_model", args.judge_base_url)) if url}
+    run = resume_run(Path(args.run_dir), progress=not args.no_progress, base_urls=urls)
     return _print_summary(run.summary, run.path)
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     from k2eval.engine.runner import rescore_run
 
+    RUN_DIR.append(Path(args.run_dir))
     run = rescore_run(Path(args.run_dir), progress=not args.no_progress)
     return _print_summary(run.summary, run.path)
 
@@ -228,6 +243,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def _redacted_argv() -> list[str]:
     """The command line as typed, minus anything that looks like a secret value."""
+    from k2eval.spec import redact_url_credentials
+
     out, hide_next = [], False
     for a in sys.argv:
         if hide_next:
@@ -238,7 +255,7 @@ def _redacted_argv() -> list[str]:
             out.append(a.split("=", 1)[0] + "=[REDACTED]")
             continue
         hide_next = a in ("--api-key", "--token")
-        out.append(a)
+        out.append(redact_url_credentials(a))
     return out
 
 
@@ -263,6 +280,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         r = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         r.add_argument("run_dir", help="a run directory (holds manifest.json)")
         r.add_argument("--no-progress", action="store_true")
+        if func is cmd_resume:
+            for role in ("", "user-", "judge-"):
+                r.add_argument(f"--{role}base-url", metavar="URL",
+                               help=f"the {role[:-1] or 'agent'} model's base URL again, when it held "
+                                    "user:password@ (credentials are never recorded)")
         r.set_defaults(func=func)
     loaded: set[str] = set()
     for name, module in PLUGINS.items():
@@ -291,11 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    RUN_DIR.clear()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunFatalError as exc:
+        where = f"`k2eval resume {RUN_DIR[-1]}`" if RUN_DIR else "`k2eval resume` on the run"
+        print(f"error: {exc}; finished attempts are saved: continue with {where}", file=sys.stderr)
+        return 4
     except K2EvalError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -305,8 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print("\ninterrupted: finished attempts are saved; continue with `k2eval resume RUN_DIR`",
-              file=sys.stderr)
+        if RUN_DIR and (RUN_DIR[-1] / "manifest.json").exists():
+            print(f"\ninterrupted: finished attempts are saved; continue with "
+                  f"`k2eval resume {RUN_DIR[-1]}`", file=sys.stderr)
+        else:
+            print("\ninterrupted", file=sys.stderr)
         return 130
 
 

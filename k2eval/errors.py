@@ -42,7 +42,35 @@ class RetryableModelError(ModelError):
 
 
 class FatalModelError(ModelError):
-    """Authentication, bad request, unknown model: another try would fail the same way."""
+    """Bad request, unknown model: another try would fail the same way."""
+
+
+class ContextOverflow(FatalModelError):
+    """The conversation no longer fits the model's context window (HTTP 400 "maximum context
+    length" and its variants). Mid-conversation it is the model's failure on that attempt: the
+    engine scores the attempt 0 with the transcript so far, as the official harnesses do."""
+
+    role: str | None = None
+    """Which model of the attempt overflowed ("agent", "user"), set by `AttemptContext.chat`."""
+
+
+class RunFatalError(K2EvalError):
+    """The endpoint cannot serve this run any more: the engine stops the whole run at once.
+
+    Finished attempts stay journaled and `k2eval resume` continues later. The message is one
+    line saying what to fix."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthenticationFailed(RunFatalError):
+    """HTTP 401/403 on a model call: every other attempt would be rejected the same way."""
+
+
+class EndpointRefused(RunFatalError):
+    """Consecutive calls ran out of tries on 429/503: the endpoint keeps refusing the run."""
 
 
 class EndpointUnreachable(UserError):

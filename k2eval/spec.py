@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -176,18 +179,55 @@ def load_task(name: str) -> TaskSpec:
     raise ConfigError(f"unknown task {name!r}.{hint} Valid tasks: {', '.join(sorted(tasks))}")
 
 
+REDACTED = "[REDACTED]"
+_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"']*:)[^/\s\"']*@")
+
+
+def split_url_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """`http://user:pass@host/v1` -> (`http://host/v1`, user, pass); (url, None, None) without."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not sep or not at:
+        return url, None, None
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{host}{slash}{path}", unquote(user), unquote(password)
+
+
+def redact_url_credentials(text: str) -> str:
+    """Every `scheme://user:password@` in `text` with the password replaced by [REDACTED]."""
+    return _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to reach a model. Holds the *name* of the key's environment variable, never the key."""
+    """How to reach a model. Holds the *name* of the key's environment variable, never the key.
+
+    A base URL may carry credentials (`http://user:pass@host/v1`); they are sent as HTTP basic
+    auth and redacted from everything k2eval writes, so `resume` asks for the URL again."""
 
     spec: str
     """`openai:<model-name>` or `reference:<checkpoint-dir>`."""
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     request_timeout_s: float = 600.0
+    """Bound on one whole model call (connect, wait, body), not on each read."""
     max_tries: int = 6
     http_client: str = "sdk"
     """`sdk` (the openai SDK) or `aiohttp` (direct, less CPU per call)."""
+    max_retry_after_s: float = 60.0
+    """Longest wait a server's Retry-After header can impose before the next try."""
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--request-timeout", self.request_timeout_s),
+                            ("--max-retry-after", self.max_retry_after_s)):
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0 or (
+                    flag == "--request-timeout" and value == 0):
+                raise ConfigError(f"{flag} must be a positive number of seconds (got {value})")
+        if not isinstance(self.max_tries, int) or self.max_tries < 1:
+            raise ConfigError(f"--max-tries must be >= 1 (got {self.max_tries})")
+        if self.http_client not in ("sdk", "aiohttp"):
+            raise ConfigError(f"unknown HTTP client {self.http_client!r}: use sdk or aiohttp")
 
     @property
     def scheme(self) -> str:
@@ -203,6 +243,14 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
         return cls(**d)
+
+    def with_base_url(self, url: str, flag: str) -> ModelSpec:
+        """This spec with its base URL given again (credentials included), after checking that
+        it names the recorded endpoint."""
+        if redact_url_credentials(url) != redact_url_credentials(self.base_url or ""):
+            raise ConfigError(f"{flag} {redact_url_credentials(url)} is not this run's endpoint "
+                              f"({redact_url_credentials(self.base_url or '(default)')})")
+        return dataclasses.replace(self, base_url=url)
 
 
 @dataclass(frozen=True)
@@ -248,3 +296,15 @@ class RunConfig:
             sandboxes=int(d.get("sandboxes", 4)),
             item_ids=tuple(d.get("item_ids") or ()),
         )
+
+    def with_base_urls(self, urls: dict[str, str]) -> RunConfig:
+        """The run's base URLs given again by role ("model", "user_model", "judge_model"), for
+        `resume` of a run whose URLs carried credentials (they are never recorded)."""
+        changes: dict[str, Any] = {}
+        for role, url in urls.items():
+            spec = getattr(self, role)
+            flag = "--base-url" if role == "model" else f"--{role.split('_')[0]}-base-url"
+            if spec is None:
+                raise ConfigError(f"{flag}: this run has no {role.replace('_', ' ')}")
+            changes[role] = spec.with_base_url(url, flag)
+        return dataclasses.replace(self, **changes)

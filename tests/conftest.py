@@ -48,15 +48,16 @@ ServerFactory = Callable[..., FakeOpenAIServer]
 def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerFactory]:
     """Start scripted OpenAI-compatible servers on loopback (real HTTP, background thread).
 
-    `srv = fake_openai(responder, latency=0.0)`; `srv.base_url`; `srv.requests`.
-    Sets OPENAI_API_KEY for the test.
+    `srv = fake_openai(responder, latency=0.0, **FakeOpenAIServer options)`; `srv.base_url`;
+    `srv.requests`. Sets OPENAI_API_KEY for the test.
     """
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0123456789")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     stack: list[Any] = []
 
-    def start(responder: Callable[[dict[str, Any]], Reply | Fault], latency: float = 0.0) -> FakeOpenAIServer:
-        server = FakeOpenAIServer(responder, latency=latency)
+    def start(responder: Callable[[dict[str, Any]], Reply | Fault], latency: float = 0.0,
+              **options: Any) -> FakeOpenAIServer:
+        server = FakeOpenAIServer(responder, latency=latency, **options)
         ctx = server.in_thread()
         ctx.__enter__()
         stack.append(ctx)

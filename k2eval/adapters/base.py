@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from k2eval.errors import ConfigError, LimitExceeded
+from k2eval.errors import ConfigError, ContextOverflow, LimitExceeded
 from k2eval.models.base import ChatModel, Completion, Message, Sampling, ToolSchema, Usage
 from k2eval.spec import RunConfig, TaskSpec
 
@@ -126,6 +126,8 @@ class AttemptContext:
         self.calls: list[dict[str, Any]] = []
         self.usage: dict[str, Usage] = {}
         self.started = time.time()
+        self.last_messages: list[Message] = []
+        """The messages of the last agent call: the transcript so far if the next call fails."""
 
     @property
     def steps(self) -> int:
@@ -157,7 +159,13 @@ class AttemptContext:
         self._check_limits(role)
         if sampling is None:
             sampling = self.sampling() if role == "agent" else self.sampling(temperature=0.0)
-        completion = await model.complete(messages, tools, sampling)
+        if role == "agent":
+            self.last_messages = list(messages)
+        try:
+            completion = await model.complete(messages, tools, sampling)
+        except ContextOverflow as exc:
+            exc.role = role
+            raise
         self.usage.setdefault(role, Usage()).add(completion.usage)
         self.calls.append({"role": role, "finish_reason": completion.finish_reason,
                            "latency": round(completion.latency, 4),

@@ -16,12 +16,13 @@ _PROTOCOL_FIELDS = {"k": "k", "max_tokens": "max_output_tokens", "temperature": 
 
 def model_spec(spec: str | None, *, base_url: str | None = None, api_key_env: str | None = None,
                request_timeout_s: float | None = None, max_tries: int | None = None,
-               http_client: str | None = None) -> ModelSpec | None:
+               http_client: str | None = None,
+               max_retry_after_s: float | None = None) -> ModelSpec | None:
     if not spec:
         return None
     return parse_model_spec(spec, base_url=base_url, api_key_env=api_key_env,
                             request_timeout_s=request_timeout_s, max_tries=max_tries,
-                            http_client=http_client)
+                            http_client=http_client, max_retry_after_s=max_retry_after_s)
 
 
 def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str | Path | None = None,
@@ -32,7 +33,8 @@ def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str 
                      item_ids: list[str] | None = None, options: dict[str, Any] | None = None,
                      base_url: str | None = None, api_key_env: str | None = None,
                      request_timeout_s: float | None = None, max_tries: int | None = None,
-                     http_client: str | None = None, **protocol: Any) -> RunConfig:
+                     http_client: str | None = None, max_retry_after_s: float | None = None,
+                     **protocol: Any) -> RunConfig:
     """Task defaults, then explicit overrides. `protocol` keys: k, max_tokens, temperature,
     top_p, max_steps, max_total_tokens, timeout_s."""
     spec = load_task(task) if isinstance(task, str) else task
@@ -49,7 +51,8 @@ def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str 
     spec = spec.with_overrides(options=options or {}, **changes)
     agent = model if isinstance(model, ModelSpec) else model_spec(
         model, base_url=base_url, api_key_env=api_key_env,
-        request_timeout_s=request_timeout_s, max_tries=max_tries, http_client=http_client)
+        request_timeout_s=request_timeout_s, max_tries=max_tries, http_client=http_client,
+        max_retry_after_s=max_retry_after_s)
     assert agent is not None
     user = user_model if isinstance(user_model, ModelSpec) or user_model is None else model_spec(user_model)
     judge = judge_model if isinstance(judge_model, ModelSpec) or judge_model is None else model_spec(judge_model)

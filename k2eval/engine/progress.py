@@ -20,6 +20,9 @@ class Progress:
         self.interval_s = interval_s
         self._start = time.monotonic()
         self._last_line = 0.0
+        self.waiting = ""
+        """What the run last waited for (a retry, a rate limit), shown for `interval_s` or longer."""
+        self._waiting_at = self._noted_at = -1e9
         self._bar: Any = None
         if enabled and self.stream.isatty():
             from tqdm import tqdm
@@ -35,13 +38,33 @@ class Progress:
             return
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(errors=self.errors, tokens=_si(self.tokens), refresh=False)
+            self._bar.set_postfix(self._postfix(), refresh=False)
             return
         now = time.monotonic()
         if now - self._last_line >= self.interval_s or self.done == self.total:
             self._last_line = now
             self.stream.write(self.line() + "\n")
             self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """Say what the run is waiting for; on a terminal in the bar, otherwise as a line (at
+        most one per `interval_s`, so a storm of rate limits does not flood the log)."""
+        now = time.monotonic()
+        self.waiting, self._waiting_at = text, now
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.set_postfix(self._postfix(), refresh=True)
+        elif now - self._noted_at >= self.interval_s:
+            self._noted_at = now
+            self.stream.write(f"[{self.desc}] waiting: {text}\n")
+            self.stream.flush()
+
+    def _postfix(self) -> dict[str, Any]:
+        postfix: dict[str, Any] = {"errors": self.errors, "tokens": _si(self.tokens)}
+        if self.waiting and time.monotonic() - self._waiting_at < max(self.interval_s, 30.0):
+            postfix["waiting"] = self.waiting[:80]
+        return postfix
 
     def line(self) -> str:
         elapsed = time.monotonic() - self._start
@@ -50,7 +73,8 @@ class Progress:
         pct = 100 * self.done / self.total if self.total else 100.0
         return (f"[{self.desc}] {self.done}/{self.total} ({pct:.0f}%) errors={self.errors} "
                 f"tokens={_si(self.tokens)} rate={rate:.2f}/s elapsed={elapsed:.0f}s "
-                f"eta={'?' if eta != eta else f'{eta:.0f}s'}")
+                f"eta={'?' if eta != eta else f'{eta:.0f}s'}"
+                + (f" waiting: {w}" if (w := self._postfix().get("waiting")) else ""))
 
     def close(self) -> None:
         if self._bar is not None:

@@ -33,14 +33,24 @@ from k2eval.adapters.base import (
     ScoreContext,
     get_adapter,
 )
+from k2eval.engine.outcomes import CONTEXT_OVERFLOW, record_context_overflow
 from k2eval.engine.progress import Progress
 from k2eval.engine.retry import RetryingChatModel, RetryPolicy
 from k2eval.engine.sandboxes import SandboxProvider
-from k2eval.errors import ConfigError, InfraError, LimitExceeded, ModelError, RunDirError, UserError
+from k2eval.errors import (
+    ConfigError,
+    ContextOverflow,
+    InfraError,
+    LimitExceeded,
+    ModelError,
+    RunDirError,
+    RunFatalError,
+    UserError,
+)
 from k2eval.models import resolve_model
 from k2eval.models.base import ChatModel, Usage
 from k2eval.scoring import group_by_item, metric_label, pass_at_ks, summarize_metric
-from k2eval.spec import ModelSpec, RunConfig
+from k2eval.spec import ModelSpec, RunConfig, split_url_credentials
 from k2eval.store.rundir import Redactor, RunDir, load_run
 from k2eval.store.rundir import RunRecord as RunRecord
 
@@ -106,13 +116,15 @@ def load_items(adapter: Adapter, config: RunConfig) -> list[Item]:
 
 def _secrets(config: RunConfig) -> list[str]:
     specs = [s for s in (config.model, config.user_model, config.judge_model) if s is not None]
-    return [os.environ.get(s.api_key_env, "") for s in specs] + [os.environ.get("HF_TOKEN", "")]
+    passwords = [split_url_credentials(s.base_url)[2] or "" for s in specs if s.base_url]
+    return [os.environ.get(s.api_key_env, "") for s in specs] + [os.environ.get("HF_TOKEN", "")] + passwords
 
 
 def _wrap(spec: ModelSpec | None) -> ChatModel | None:
     if spec is None:
         return None
-    return RetryingChatModel(resolve_model(spec), RetryPolicy(max_tries=spec.max_tries))
+    return RetryingChatModel(resolve_model(spec), RetryPolicy(
+        max_tries=spec.max_tries, max_retry_after=spec.max_retry_after_s))
 
 
 class _Models:
@@ -217,10 +229,12 @@ class Engine:
             attempt.messages, attempt.output = result.messages, result.output
         except LimitExceeded as exc:
             attempt.output = {"ended_by": "limit", "limit": str(exc)}
+        except ContextOverflow as exc:
+            record_context_overflow(attempt, exc, ctx)
         except ModelError as exc:
             attempt.status = "error"
             attempt.error = {"type": type(exc).__name__, "message": str(exc), "status": exc.status}
-        except (UserError, ConfigError):
+        except (UserError, ConfigError, RunFatalError):
             raise
         except InfraError as exc:
             attempt.status = "error"
@@ -235,9 +249,11 @@ class Engine:
         return attempt
 
     async def _score(self, item: Item, attempt: Attempt, sctx: ScoreContext) -> Score:
+        if attempt.output.get("ended_by") == CONTEXT_OVERFLOW:
+            return Score(item.id, attempt.index, 0.0, attempt.output["reason"])
         try:
             return await self.adapter.score(item, attempt, sctx)
-        except (UserError, ConfigError):
+        except (UserError, ConfigError, RunFatalError):
             raise
         except Exception as exc:
             return Score(item_id=item.id, index=attempt.index, value=0.0, status="error",
@@ -266,6 +282,9 @@ class Engine:
             sctx.judge_model = models.judge
         progress = Progress(len(todo) + len(to_score), config.task.name,
                             enabled=self.progress_enabled)
+        for model in models.all() if models else ():
+            if isinstance(model, RetryingChatModel):
+                model.notify = progress.note
         try:
             if models is not None:
                 await models.preflight()
@@ -363,6 +382,10 @@ async def _drive(engine: Engine, items: list[Item]) -> dict[str, Any]:
         engine.manifest["status"] = "interrupted"
         engine.rundir.write_manifest(engine.manifest)
         raise
+    except RunFatalError as exc:
+        engine.manifest.update(status="stopped", ended=time.time(), error=str(exc))
+        engine.rundir.write_manifest(engine.manifest)
+        raise
     finally:
         engine.rundir.close()
         await _cleanup_sandboxes()
@@ -410,10 +433,11 @@ async def run_async(config: RunConfig, out_dir: Path, run_id: str | None = None,
     return Run(rundir.path, summary)
 
 
-def _reopen(path: Path) -> tuple[RunConfig, RunDir, dict[str, Any], Engine, list[Item]]:
+def _reopen(path: Path, base_urls: dict[str, str] | None = None,
+            ) -> tuple[RunConfig, RunDir, dict[str, Any], Engine, list[Item]]:
     rundir = RunDir(Path(path))
     manifest = rundir.read_manifest()
-    config = RunConfig.from_dict(manifest["config"])
+    config = RunConfig.from_dict(manifest["config"]).with_base_urls(base_urls or {})
     rundir.redact = Redactor(_secrets(config))
     engine = Engine(config, rundir, manifest)
     items = load_items(engine.adapter, config)
@@ -424,9 +448,11 @@ def _reopen(path: Path) -> tuple[RunConfig, RunDir, dict[str, Any], Engine, list
     return config, rundir, manifest, engine, items
 
 
-async def resume_async(path: Path, *, progress: bool = True) -> Run:
-    """Finish a run: attempts already journaled as finished are not repeated; errored ones are."""
-    _, rundir, manifest, engine, items = await asyncio.to_thread(_reopen, path)
+async def resume_async(path: Path, *, progress: bool = True,
+                       base_urls: dict[str, str] | None = None) -> Run:
+    """Finish a run: attempts already journaled as finished are not repeated; errored ones are.
+    `base_urls` (by role: model, user_model, judge_model) give back credentials in base URLs."""
+    _, rundir, manifest, engine, items = await asyncio.to_thread(_reopen, path, base_urls)
     engine.progress_enabled = progress
     manifest["status"] = "running"
     manifest.setdefault("resumed", []).append(time.time())
@@ -481,8 +507,8 @@ def run_task(config: RunConfig, out_dir: Path, run_id: str | None = None, *,
     return asyncio.run(run_async(config, out_dir, run_id, progress=progress)).path
 
 
-def resume_run(path: Path, *, progress: bool = True) -> Run:
-    return asyncio.run(resume_async(Path(path), progress=progress))
+def resume_run(path: Path, *, progress: bool = True, base_urls: dict[str, str] | None = None) -> Run:
+    return asyncio.run(resume_async(Path(path), progress=progress, base_urls=base_urls))
 
 
 def rescore_run(path: Path, *, progress: bool = True) -> Run:

@@ -1,14 +1,34 @@
-"""Any OpenAI-compatible chat-completions endpoint, through the `openai` SDK.
+"""Any OpenAI-compatible chat-completions endpoint.
 
-The SDK's own retries are off: the engine's retry policy (`k2eval.engine.retry`) owns them,
-so that every failure is classified once into retryable or fatal.
+Two transports send the same request body: the `openai` SDK (`http_client="sdk"`, the default)
+and one aiohttp session (`http_client="aiohttp"`, about a third of the CPU per call, see
+perf/engine_throughput.py). Neither retries (the engine's `RetryingChatModel` does), and both
+hand every failed HTTP status to one classifier, `classify_status`:
+
+- 408, 409, 425, 429 and 5xx, plus timeouts, dropped connections and malformed bodies:
+  `RetryableModelError` (with the server's Retry-After, if any);
+- 400/413/422 whose message says the prompt does not fit the context window (OpenAI's
+  `context_length_exceeded`, vLLM's and SGLang's wordings): `ContextOverflow`;
+- 401/403: `AuthenticationFailed`, which stops the whole run;
+- any other 4xx: `FatalModelError`.
+
+`request_timeout_s` bounds the whole call, connect to last byte: a server that trickles its
+body a byte at a time is cut at the timeout like one that never answers.
+
+Credentials in the base URL (`http://user:pass@host/v1`) are taken out of the URL the clients
+see and sent as HTTP basic auth (`Authorization: Basic ...`, in place of the API key's bearer
+token, as curl and httpx do); they appear in nothing k2eval prints or writes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -21,20 +41,35 @@ except ImportError:  # pragma: no cover
     import httpx as _httpx  # type: ignore[no-redef]
 
 from k2eval.errors import (
+    AuthenticationFailed,
+    ContextOverflow,
     EndpointUnreachable,
     FatalModelError,
+    K2EvalError,
     RetryableModelError,
     UserError,
 )
 from k2eval.models.base import Completion, Message, Sampling, ToolCall, ToolSchema, Usage
-from k2eval.spec import ModelSpec
+from k2eval.spec import ModelSpec, redact_url_credentials, split_url_credentials
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _RETRYABLE_STATUS = {408, 409, 425, 429}
+_OVERFLOW_STATUS = {400, 413, 422}
+_OVERFLOW_CODES = {"context_length_exceeded", "string_above_max_length"}
+# OpenAI: "This model's maximum context length is 8192 tokens. However, your messages resulted
+# in ..."; vLLM: the same, or "The decoder prompt (length N) is longer than the maximum model
+# length of M", "Input prompt (N tokens) is too long"; SGLang: "The input (N tokens) is longer
+# than the model's context length (M tokens)", "Requested token count exceeds the model's
+# maximum context length"; Anthropic-style gateways: "prompt is too long".
+CONTEXT_OVERFLOW = re.compile(
+    r"maximum context length|context[ _]length[ _]exceeded|context window"
+    r"|longer than the (?:model's context length|maximum model length)"
+    r"|exceeds? (?:the )?(?:model's )?(?:maximum )?context length"
+    r"|(?:input|prompt)(?: \(\d+ tokens\))? is too long", re.IGNORECASE)
 
 
-def _retry_after(response: Any) -> float | None:
-    headers = getattr(response, "headers", None)
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
     if not headers:
         return None
     value = headers.get("retry-after-ms")
@@ -57,32 +92,100 @@ def _retry_after(response: Any) -> float | None:
             return None
 
 
-def classify_error(exc: Exception) -> Exception:
-    """Map an SDK exception to a retryable or fatal `ModelError`."""
-    if isinstance(exc, openai.APITimeoutError):
-        return RetryableModelError(f"request timed out: {exc}")
-    if isinstance(exc, openai.APIConnectionError):
-        return RetryableModelError(f"connection error: {exc.__cause__ or exc}")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        msg = f"HTTP {status}: {exc.message}"
-        if status in _RETRYABLE_STATUS or status >= 500:
-            return RetryableModelError(msg, status=status, retry_after=_retry_after(exc.response))
-        return FatalModelError(msg, status=status)
-    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, ValueError,
-                        KeyError, TypeError, AttributeError)):
-        return RetryableModelError(f"malformed response: {type(exc).__name__}: {exc}")
-    return exc
+def _error_fields(body: str) -> tuple[str, str]:
+    """(message, code) from an error body: {"error": {...}}, vLLM's flat {"object": "error",
+    "message": ...}, FastAPI's {"detail": ...}, or plain text."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            message = err.get("message") or err.get("detail") or json.dumps(err)[:300]
+            return str(message), str(err.get("code") or err.get("type") or "")
+        return str(err), ""
+    return body[:300], ""
+
+
+def classify_status(status: int, body: str, headers: Mapping[str, str] | None,
+                    endpoint: str) -> K2EvalError:
+    """The error for a failed HTTP status, the same for every transport (module docstring)."""
+    message, code = _error_fields(body)
+    text = f"HTTP {status}: {' '.join(message.split())[:300]}"
+    if status in _RETRYABLE_STATUS or status >= 500:
+        return RetryableModelError(text, status=status, retry_after=retry_after(headers))
+    if status in (401, 403):
+        return AuthenticationFailed(f"{endpoint} rejected the credentials ({text}): check the API "
+                                    "key and the base URL", status=status)
+    if status in _OVERFLOW_STATUS and (code in _OVERFLOW_CODES or CONTEXT_OVERFLOW.search(message)):
+        return ContextOverflow(f"context window exceeded: {text}", status=status)
+    return FatalModelError(text, status=status)
+
+
+class _SdkTransport:
+    """POST through the `openai` SDK's low-level `post`: its transport, auth and error types,
+    without the request-param transformation and response-model construction, which cost
+    more CPU per call than everything else in the harness together."""
+
+    def __init__(self, client: AsyncOpenAI, endpoint: str) -> None:
+        self.client = client
+        self.endpoint = endpoint
+
+    async def post(self, body: dict[str, Any]) -> Any:
+        try:
+            return await self.client.post("/chat/completions", body=body, cast_to=object)
+        except openai.APIStatusError as exc:
+            raise classify_status(exc.status_code, exc.response.text, exc.response.headers,
+                                  self.endpoint) from None
+        except openai.APITimeoutError:
+            raise RetryableModelError("request timed out") from None
+        except openai.APIConnectionError as exc:
+            raise RetryableModelError(f"connection error: {exc.__cause__ or exc}") from None
+        except (openai.OpenAIError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            raise RetryableModelError(f"malformed response: {type(exc).__name__}: {exc}") from None
+
+    async def aclose(self) -> None:
+        return None  # the SDK client is closed by the model
+
+
+class _AiohttpTransport:
+    """POST /chat/completions on one aiohttp session (created on first use, in the loop)."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout_s: float,
+                 endpoint: str) -> None:
+        self.url = f"{base_url}/chat/completions"
+        self.headers = headers
+        self.timeout_s = timeout_s
+        self.endpoint = endpoint
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, body: dict[str, Any]) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        try:
+            async with self._session.post(self.url, json=body, headers=self.headers) as resp:
+                text = await resp.text()
+        except TimeoutError:
+            raise RetryableModelError("request timed out") from None
+        except aiohttp.ClientError as exc:
+            raise RetryableModelError(f"connection error: {exc}") from None
+        if resp.status >= 400:
+            raise classify_status(resp.status, text, resp.headers, self.endpoint)
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise RetryableModelError(f"malformed response: {exc}") from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 class OpenAIChatModel:
-    """`openai:<model-name>`: chat completions on `base_url` with the key from `api_key_env`.
-
-    Requests go through the `openai` SDK (`http_client="sdk"`, the default). With
-    `http_client="aiohttp"` they go straight through one aiohttp session instead: the same
-    request body, response parsing and error classification, at about a third of the CPU
-    per call (see perf/engine_throughput.py), for very high request rates.
-    """
+    """`openai:<model-name>`: chat completions on `base_url` with the key from `api_key_env`."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -94,22 +197,34 @@ class OpenAIChatModel:
             raise UserError(
                 f"{spec.api_key_env} is not set: export it, or pass --api-key-env VAR naming the "
                 "variable that holds the key (any value, e.g. EMPTY, for servers without auth)")
-        self.base_url = (spec.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
-        self.base_url = self.base_url.rstrip("/")
+        url = (spec.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url, user, password = split_url_credentials(url)
+        self.shown_url = redact_url_credentials(url)
+        """The base URL as printed and recorded: any password replaced by [REDACTED]."""
+        headers = {"Authorization": f"Bearer {key}"}
+        if user is not None:
+            if password == "[REDACTED]":
+                raise UserError(
+                    f"the password of {self.shown_url} is not recorded in the run directory: "
+                    "give the URL again (k2eval resume DIR --base-url URL, or --user-base-url / "
+                    "--judge-base-url for those models)")
+            pair = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            headers["Authorization"] = f"Basic {pair}"
         # Keep every connection alive: the SDK's default pool keeps only 100 idle connections,
         # so above 100 concurrent calls it reconnects on every request.
         http_client = DefaultAioHttpClient(
             timeout=spec.request_timeout_s,
             limits=_httpx.Limits(max_connections=None, max_keepalive_connections=None))
         self._client = AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0,
-                                   timeout=spec.request_timeout_s, http_client=http_client)
-        if spec.http_client not in ("sdk", "aiohttp"):
-            raise UserError(f"unknown HTTP client {spec.http_client!r}: use sdk or aiohttp")
-        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        self._session: aiohttp.ClientSession | None = None
+                                   timeout=spec.request_timeout_s, http_client=http_client,
+                                   default_headers=headers)
+        self._transport: _SdkTransport | _AiohttpTransport = (
+            _AiohttpTransport(self.base_url, {**headers, "Content-Type": "application/json"},
+                              spec.request_timeout_s, self.shown_url)
+            if spec.http_client == "aiohttp" else _SdkTransport(self._client, self.shown_url))
 
     def describe(self) -> dict[str, Any]:
-        return {"scheme": "openai", "model": self.name, "base_url": self.base_url,
+        return {"scheme": "openai", "model": self.name, "base_url": self.shown_url,
                 "api_key_env": self.spec.api_key_env}
 
     async def preflight(self) -> None:
@@ -117,12 +232,14 @@ class OpenAIChatModel:
             await self._client.models.list(timeout=min(20.0, self.spec.request_timeout_s))
         except openai.APIConnectionError as exc:
             raise EndpointUnreachable(
-                f"cannot reach {self.base_url} ({exc.__cause__ or exc}): is the server running? "
+                f"cannot reach {self.shown_url} ({exc.__cause__ or exc}): is the server running? "
                 "Check --base-url / OPENAI_BASE_URL") from None
-        except openai.AuthenticationError:
-            raise UserError(f"{self.base_url} rejected the API key in {self.spec.api_key_env}") from None
-        except openai.APIStatusError:
-            pass  # some servers do not implement /models; the first real call will tell
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                raise UserError(f"{self.shown_url} rejected the credentials (HTTP "
+                                f"{exc.status_code}): check the key in {self.spec.api_key_env} "
+                                "and any user:password in the base URL") from None
+            # other statuses: some servers do not implement /models; the first real call will tell
 
     async def complete(self, messages: list[Message], tools: list[ToolSchema] | None,
                        sampling: Sampling) -> Completion:
@@ -138,48 +255,15 @@ class OpenAIChatModel:
         if tools:
             kwargs["tools"] = tools
         start = time.perf_counter()
-        if self.spec.http_client == "aiohttp":
-            return self._parse(await self._post_aiohttp(kwargs), time.perf_counter() - start)
         try:
-            # The SDK's low-level `post` keeps its transport, auth and error types but skips
-            # request-param transformation and response-model construction, which cost more
-            # CPU per call than everything else in the harness together.
-            resp = await self._client.post("/chat/completions", body=kwargs, cast_to=object)
-            return self._parse(resp, time.perf_counter() - start)
-        except openai.OpenAIError as exc:
-            raise classify_error(exc) from exc
-        except (json.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise classify_error(exc) from exc
-
-    async def _post_aiohttp(self, body: dict[str, Any]) -> Any:
-        """POST /chat/completions with aiohttp; failures classified as `classify_error` does."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=self.spec.request_timeout_s))
-        try:
-            async with self._session.post(f"{self.base_url}/chat/completions", json=body,
-                                          headers=self._headers) as resp:
-                text = await resp.text()
-                status = resp.status
-                retry_after = _retry_after(resp)
+            # The clients' own timeouts bound each read, not the whole call.
+            async with asyncio.timeout(self.spec.request_timeout_s):
+                resp = await self._transport.post(kwargs)
         except TimeoutError:
-            raise RetryableModelError("request timed out") from None
-        except aiohttp.ClientError as exc:
-            raise RetryableModelError(f"connection error: {exc}") from exc
-        if status >= 400:
-            try:
-                message = json.loads(text)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = text[:200]
-            msg = f"HTTP {status}: {message}"
-            if status in _RETRYABLE_STATUS or status >= 500:
-                raise RetryableModelError(msg, status=status, retry_after=retry_after)
-            raise FatalModelError(msg, status=status)
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise RetryableModelError(f"malformed response: {exc}") from None
+            raise RetryableModelError(
+                f"request timed out after {self.spec.request_timeout_s:g} s "
+                "(--request-timeout bounds the whole call)") from None
+        return self._parse(resp, time.perf_counter() - start)
 
     @staticmethod
     def _parse(resp: Any, latency: float) -> Completion:
@@ -194,23 +278,26 @@ class OpenAIChatModel:
         choice = choices[0]
         msg = choice.get("message") or {}
         calls = []
-        for i, tc in enumerate(msg.get("tool_calls") or ()):
-            fn = tc.get("function") or {}
-            args = fn.get("arguments")
-            calls.append(ToolCall(id=str(tc.get("id") or f"call_{i}"), name=str(fn.get("name") or ""),
-                                  arguments=args if isinstance(args, str) else json.dumps(args or {})))
-        content = msg.get("content")
-        if isinstance(content, list):  # content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        usage = Usage(calls=1)
-        raw_usage = resp.get("usage") or {}
-        usage.prompt_tokens = int(raw_usage.get("prompt_tokens") or 0)
-        usage.completion_tokens = int(raw_usage.get("completion_tokens") or 0)
+        try:
+            for i, tc in enumerate(msg.get("tool_calls") or ()):
+                fn = tc.get("function") or {}
+                args = fn.get("arguments")
+                calls.append(ToolCall(id=str(tc.get("id") or f"call_{i}"),
+                                      name=str(fn.get("name") or ""),
+                                      arguments=args if isinstance(args, str) else json.dumps(args or {})))
+            content = msg.get("content")
+            if isinstance(content, list):  # content parts
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            usage = Usage(calls=1)
+            raw_usage = resp.get("usage") or {}
+            usage.prompt_tokens = int(raw_usage.get("prompt_tokens") or 0)
+            usage.completion_tokens = int(raw_usage.get("completion_tokens") or 0)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise RetryableModelError(f"malformed response: {type(exc).__name__}: {exc}") from None
         return Completion(text=content, tool_calls=tuple(calls),
                           finish_reason=str(choice.get("finish_reason") or "stop"), usage=usage,
                           latency=latency, raw=None)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._transport.aclose()
         await self._client.close()

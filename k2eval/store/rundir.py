@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import RunDirError
+from k2eval.spec import redact_url_credentials
 
 MANIFEST = "manifest.json"
 ATTEMPTS = "attempts.jsonl"
@@ -99,7 +100,9 @@ class RunDir:
         return run
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        write_json_atomic(self.path / MANIFEST, json.loads(self.redact(json.dumps(manifest, default=str))))
+        # Base URLs and the recorded command may carry user:password@: never written.
+        text = redact_url_credentials(self.redact(json.dumps(manifest, default=str)))
+        write_json_atomic(self.path / MANIFEST, json.loads(text))
 
     def read_manifest(self) -> dict[str, Any]:
         data = read_json(self.path / MANIFEST)

@@ -5,9 +5,12 @@ Tests and `perf/` use it in place of a provider:
     async with FakeOpenAIServer(lambda req: Reply(text="\\boxed{70}"), latency=0.2) as srv:
         ... srv.base_url ...  # http://127.0.0.1:PORT/v1
 
-`responder(request_body) -> Reply | Fault` decides each answer. Faults: "429" (with
-Retry-After), "500", "hang" (never answers), "drop" (closes the connection), "malformed"
-(200 with a body that is not JSON). It can also run as its own process
+`responder(request_body) -> Reply | Fault` decides each answer. Faults: any HTTP status
+("429" with Retry-After, "500", "400" with a chosen error body, ...), "hang" (never answers),
+"drop" (closes the connection), "malformed" (200 with a body that is not JSON) and "trickle"
+(200 whose body arrives one byte every `interval` seconds, complete after `duration`). With
+`auth=("user", "password")` every request must carry them as HTTP basic auth (else 401).
+It can also run as its own process
 (`python -m k2eval.testing.fake_openai --port N --echo-boxed`) so that benchmarks do not share
 a CPU budget with the client they measure.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import itertools
@@ -41,8 +45,14 @@ class Reply:
 @dataclass
 class Fault:
     kind: str
-    """"429", "500", "hang", "drop", "malformed", "400" or "401"."""
+    """An HTTP status ("429", "500", "400", "401", ...), "hang", "drop", "malformed" or "trickle"."""
     retry_after: float | None = None
+    body: dict[str, Any] | None = None
+    """The error body of a status fault (default: {"error": {"message": "injected N", ...}})."""
+    interval: float = 2.0
+    """"trickle": seconds between bytes."""
+    duration: float = 60.0
+    """"trickle": seconds until the whole (valid) completion has been sent."""
 
 
 Responder = Callable[[dict[str, Any]], "Reply | Fault"]
@@ -65,8 +75,10 @@ def _count_tokens(text: str) -> int:
 
 class FakeOpenAIServer:
     def __init__(self, responder: Responder, *, latency: float = 0.0, host: str = "127.0.0.1",
-                 port: int = 0, model_ids: tuple[str, ...] = ("fake-model",)) -> None:
+                 port: int = 0, model_ids: tuple[str, ...] = ("fake-model",),
+                 auth: tuple[str, str] | None = None) -> None:
         self.responder = responder
+        self.auth = auth
         self.latency = latency
         self.host = host
         self.port = port
@@ -81,10 +93,19 @@ class FakeOpenAIServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._check_auth])
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         return app
+
+    @web.middleware
+    async def _check_auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.auth is not None:
+            want = "Basic " + base64.b64encode(":".join(self.auth).encode()).decode()
+            if request.headers.get("Authorization") != want:
+                return web.json_response({"error": {"message": "bad credentials"}}, status=401)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "k2eval"}
@@ -100,9 +121,27 @@ class FakeOpenAIServer:
         answer = self.responder(body)
         if self.latency:
             await asyncio.sleep(self.latency)
+        if isinstance(answer, Fault) and answer.kind == "trickle":
+            return await self._trickle(request, answer, self._completion(body, Reply(text="late")))
         if isinstance(answer, Fault):
             return await self._fault(request, answer)
         return web.json_response(self._completion(body, answer))
+
+    async def _trickle(self, request: web.Request, fault: Fault,
+                       completion: dict[str, Any]) -> web.StreamResponse:
+        """A 200 whose JSON body is preceded by whitespace sent one byte per `interval`."""
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        deadline = time.monotonic() + fault.duration
+        try:
+            while time.monotonic() < deadline and not (self._closing and self._closing.is_set()):
+                await resp.write(b" ")
+                await asyncio.sleep(fault.interval)
+            await resp.write(json.dumps(completion).encode())
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client gave up, as it should
+        return resp
 
     async def _fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         if fault.kind == "hang":
@@ -120,7 +159,8 @@ class FakeOpenAIServer:
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
         status = int(fault.kind)
-        err = {"error": {"message": f"injected {fault.kind}", "type": "fault", "code": status}}
+        err = fault.body or {"error": {"message": f"injected {fault.kind}", "type": "fault",
+                                       "code": status}}
         return web.json_response(err, status=status, headers=headers)
 
     def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from k2eval.errors import FatalModelError
+from k2eval.errors import ContextOverflow
 from k2eval.models import parse_model_spec, resolve_model
 from k2eval.models.base import ChatModel, Sampling, ToolCall
 from k2eval.models.reference.chat_model import ReferenceChatModel
@@ -57,7 +57,7 @@ async def test_in_process_text_answer_and_limits(text_checkpoint: Path) -> None:
     assert cut.finish_reason == "length" and "It is sunny, 21C.".startswith(cut.text or "-")
     stopped = await model.complete(MESSAGES, None, Sampling(max_tokens=64, stop=(",",)))
     assert (stopped.text, stopped.finish_reason) == ("It is sunny", "stop")
-    with pytest.raises(FatalModelError, match="context"):
+    with pytest.raises(ContextOverflow, match="context"):
         await model.complete([{"role": "user", "content": "word " * 140_000}], None, Sampling(max_tokens=4))
     await model.aclose()
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from k2eval.errors import FatalModelError
+from k2eval.errors import ContextOverflow, FatalModelError
 from k2eval.models.base import Completion, Message, Sampling, ToolSchema, Usage
 from k2eval.models.reference.chat_format import ChatFormatError
+from k2eval.models.reference.generation import ContextLengthError
 from k2eval.models.reference.runtime import ChatOptions, ReferenceRuntime
 
 
@@ -54,6 +55,8 @@ class ReferenceChatModel:
         started = time.monotonic()
         try:
             prompt_tokens, [choice] = await runtime.chat(messages, tools, options)
+        except ContextLengthError as e:
+            raise ContextOverflow(f"context window exceeded: {self.name}: {e}", status=400) from e
         except (ChatFormatError, ValueError) as e:
             raise FatalModelError(f"{self.name}: {e}", status=400) from e
         parsed = choice.parsed
