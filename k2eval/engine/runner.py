@@ -109,10 +109,18 @@ def _secrets(config: RunConfig) -> list[str]:
     return [os.environ.get(s.api_key_env, "") for s in specs] + [os.environ.get("HF_TOKEN", "")]
 
 
-def _wrap(spec: ModelSpec | None) -> ChatModel | None:
+def _wrap(spec: ModelSpec | None, config: RunConfig) -> ChatModel | None:
+    """The model behind retries and, when the run has one, the response cache."""
     if spec is None:
         return None
-    return RetryingChatModel(resolve_model(spec), RetryPolicy(max_tries=spec.max_tries))
+    model: ChatModel = RetryingChatModel(resolve_model(spec), RetryPolicy(max_tries=spec.max_tries))
+    if config.cache is not None:
+        from k2eval.models.caching import CachingChatModel, endpoint_identity
+        from k2eval.store.cache import ResponseCache
+
+        model = CachingChatModel(model, ResponseCache(config.cache), config.cache_mode,  # type: ignore[arg-type]
+                                 endpoint_identity(spec))
+    return model
 
 
 class _Models:
@@ -123,9 +131,9 @@ class _Models:
                                    (adapter.needs_judge_model, config.judge_model, "--judge-model")):
             if needed and spec is None:
                 raise ConfigError(f"task {config.task.name} needs {flag} (e.g. {flag} openai:gpt-4.1)")
-        self.agent = _wrap(config.model)
-        self.user = _wrap(config.user_model)
-        self.judge = _wrap(config.judge_model)
+        self.agent = _wrap(config.model, config)
+        self.user = _wrap(config.user_model, config)
+        self.judge = _wrap(config.judge_model, config)
 
     def all(self) -> list[ChatModel]:
         return [m for m in (self.agent, self.user, self.judge) if m is not None]
