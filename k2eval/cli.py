@@ -36,6 +36,7 @@ PLUGINS = {
     "report": "k2eval.report.cli",
     "compare": "k2eval.report.cli",
     "nightly": "k2eval.report.cli",
+    "dashboard": "k2eval.report.cli",
     "swebench": "k2eval.adapters.swebench.cli",
     "cache": "k2eval.store.cli",
 }
@@ -46,6 +47,7 @@ PLUGIN_HELP = {
     "report": "comparison table of run directories (md, csv, html, json)",
     "compare": "side-by-side comparison page of runs",
     "nightly": "run a suite, record history, report regressions",
+    "dashboard": "the nightly dashboard: every series across nights",
     "swebench": "SWE-bench: grade predictions, prepare images",
     "cache": "the response cache: stats, prune",
 }

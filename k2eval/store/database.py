@@ -63,7 +63,9 @@ def open_engine(text: str) -> sa.Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Several processes may write one file (two nightly suites): wait for the lock.
-        kwargs["connect_args"] = {"timeout": 60}
+        kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+        if not path or path == ":memory:":  # one connection, or every one sees a new database
+            kwargs["poolclass"] = sa.pool.StaticPool
     else:
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:
