@@ -39,7 +39,9 @@ PLUGINS = {
     "report": "k2eval.report.cli",
     "compare": "k2eval.report.cli",
     "nightly": "k2eval.report.cli",
+    "dashboard": "k2eval.report.cli",
     "swebench": "k2eval.adapters.swebench.cli",
+    "cache": "k2eval.store.cli",
 }
 PLUGIN_HELP = {
     "sandbox": "Docker sandboxes: build images, doctor, gc",
@@ -48,7 +50,9 @@ PLUGIN_HELP = {
     "report": "comparison table of run directories (md, csv, html, json)",
     "compare": "side-by-side comparison page of runs",
     "nightly": "run a suite, record history, report regressions",
+    "dashboard": "the nightly dashboard: every series across nights",
     "swebench": "SWE-bench: grade predictions, prepare images",
+    "cache": "the response cache: stats, prune",
 }
 
 
@@ -110,6 +114,12 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--http-client", choices=["sdk", "aiohttp"],
                    help="openai: models: the openai SDK (default) or direct aiohttp (less CPU "
                         "per call, for very high request rates)")
+    e.add_argument("--cache", nargs="?", const="default", metavar="PATH|URL",
+                   help="serve repeated requests from a response cache: a SQLite file (default "
+                        "~/.cache/k2eval/responses.db) or postgresql://user@host/db")
+    e.add_argument("--cache-mode", choices=["read-write", "read-only", "refresh", "off"],
+                   help="read-write (default with --cache), read-only (never store), refresh "
+                        "(call the model, overwrite), off")
     e.add_argument("--out", default="runs", help="directory for run directories (default ./runs)")
     e.add_argument("--run-id", help="name of the run directory (default: task-timestamp-random)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -133,6 +143,7 @@ def _run_config(args: argparse.Namespace, task: Any) -> Any:
         base_url=args.base_url, api_key_env=args.api_key_env,
         request_timeout_s=args.request_timeout, max_tries=args.max_tries,
         http_client=args.http_client, max_retry_after_s=args.max_retry_after,
+        cache=args.cache, cache_mode=args.cache_mode,
         user_model=model_spec(args.user_model, base_url=args.user_base_url,
                               api_key_env=args.user_api_key_env),
         judge_model=model_spec(args.judge_model, base_url=args.judge_base_url,

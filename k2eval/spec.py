@@ -267,6 +267,9 @@ class RunConfig:
     judge_model: ModelSpec | None = None
     sandboxes: int = 4
     item_ids: tuple[str, ...] = ()
+    cache: str | None = None
+    """The response cache (a SQLite path or a database URL; no password), or None for none."""
+    cache_mode: str = "read-write"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -280,6 +283,8 @@ class RunConfig:
             "judge_model": self.judge_model.to_dict() if self.judge_model else None,
             "sandboxes": self.sandboxes,
             "item_ids": list(self.item_ids),
+            "cache": self.cache,
+            "cache_mode": self.cache_mode,
         }
 
     @classmethod
@@ -295,6 +300,8 @@ class RunConfig:
             judge_model=ModelSpec.from_dict(d["judge_model"]) if d.get("judge_model") else None,
             sandboxes=int(d.get("sandboxes", 4)),
             item_ids=tuple(d.get("item_ids") or ()),
+            cache=d.get("cache"),
+            cache_mode=d.get("cache_mode") or "read-write",
         )
 
     def with_base_urls(self, urls: dict[str, str]) -> RunConfig:

@@ -22,10 +22,18 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   fi
 fi
 
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  say "PostgreSQL server (the history and cache tests start a throwaway cluster)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 say "Docker engine and sandbox images"
 bash scripts/setup-docker.sh
 
 say "Test suite"
 export K2EVAL_REQUIRE_DOCKER=1
+export K2EVAL_REQUIRE_POSTGRES=${K2EVAL_REQUIRE_POSTGRES:-1}
 export K2EVAL_REQUIRE_BROWSER=${K2EVAL_REQUIRE_BROWSER:-1}
 exec $PY -m pytest -q -p no:cacheprovider "$@"

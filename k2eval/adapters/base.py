@@ -144,8 +144,8 @@ class AttemptContext:
             return
         if lim.max_steps is not None and self.steps >= lim.max_steps:
             raise LimitExceeded(f"step limit reached ({lim.max_steps} model calls)")
-        used = self.usage.get("agent")
-        if lim.max_total_tokens is not None and used and used.total_tokens >= lim.max_total_tokens:
+        used = sum(u.total_tokens for r, u in self.usage.items() if r in ("agent", "agent:cached"))
+        if lim.max_total_tokens is not None and used >= lim.max_total_tokens:
             raise LimitExceeded(f"token budget reached ({lim.max_total_tokens} tokens)")
         if lim.timeout_s is not None and time.time() - self.started > lim.timeout_s:
             raise LimitExceeded(f"time limit reached ({lim.timeout_s:.0f} s)")
@@ -166,12 +166,17 @@ class AttemptContext:
         except ContextOverflow as exc:
             exc.role = role
             raise
-        self.usage.setdefault(role, Usage()).add(completion.usage)
-        self.calls.append({"role": role, "finish_reason": completion.finish_reason,
-                           "latency": round(completion.latency, 4),
-                           "prompt_tokens": completion.usage.prompt_tokens,
-                           "completion_tokens": completion.usage.completion_tokens,
-                           "retries": completion.usage.retries})
+        # Replies served from the response cache spent nothing: their tokens are kept apart.
+        metered = f"{role}:cached" if completion.cached else role
+        self.usage.setdefault(metered, Usage()).add(completion.usage)
+        call = {"role": role, "finish_reason": completion.finish_reason,
+                "latency": round(completion.latency, 4),
+                "prompt_tokens": completion.usage.prompt_tokens,
+                "completion_tokens": completion.usage.completion_tokens,
+                "retries": completion.usage.retries}
+        if completion.cached:
+            call["cached"] = True
+        self.calls.append(call)
         return completion
 
     def sandbox(self, image: str | None = None, *, reuse: bool = False,

@@ -34,9 +34,11 @@ def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str 
                      base_url: str | None = None, api_key_env: str | None = None,
                      request_timeout_s: float | None = None, max_tries: int | None = None,
                      http_client: str | None = None, max_retry_after_s: float | None = None,
+                     cache: str | None = None, cache_mode: str | None = None,
                      **protocol: Any) -> RunConfig:
     """Task defaults, then explicit overrides. `protocol` keys: k, max_tokens, temperature,
-    top_p, max_steps, max_total_tokens, timeout_s."""
+    top_p, max_steps, max_total_tokens, timeout_s. `cache`: a response cache path or URL
+    ("default" for the default file), `cache_mode` one of `k2eval.store.cache.CACHE_MODES`."""
     spec = load_task(task) if isinstance(task, str) else task
     unknown = set(protocol) - set(_PROTOCOL_FIELDS)
     if unknown:
@@ -62,4 +64,21 @@ def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str 
     return RunConfig(task=spec, model=agent, data=data_path, limit=limit,
                      concurrency=concurrency or 32, seed=0 if seed is None else seed,
                      user_model=user, judge_model=judge, sandboxes=sandboxes or 4,
-                     item_ids=tuple(item_ids or ()))
+                     item_ids=tuple(item_ids or ()), **_cache_settings(cache, cache_mode))
+
+
+def _cache_settings(cache: str | None, mode: str | None) -> dict[str, Any]:
+    """The run's cache location (password removed: libpq reads it from PGPASSWORD or
+    ~/.pgpass, so it never reaches the manifest) and mode."""
+    from k2eval.store.cache import CACHE_MODES, default_cache_path
+    from k2eval.store.database import redact_url
+
+    if mode is not None and mode not in CACHE_MODES:
+        raise UserError(f"--cache-mode {mode}: use one of {', '.join(CACHE_MODES)}")
+    if cache is None or mode == "off":
+        return {"cache": None}
+    if "***" in redact_url(cache):
+        raise UserError("--cache: put the database password in PGPASSWORD or ~/.pgpass, not in "
+                        "the URL (run settings are recorded, and secrets never are)")
+    location = str(default_cache_path()) if cache == "default" else cache
+    return {"cache": location, "cache_mode": mode or "read-write"}

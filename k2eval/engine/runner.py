@@ -120,24 +120,36 @@ def _secrets(config: RunConfig) -> list[str]:
     return [os.environ.get(s.api_key_env, "") for s in specs] + [os.environ.get("HF_TOKEN", "")] + passwords
 
 
-def _wrap(spec: ModelSpec | None) -> ChatModel | None:
-    if spec is None:
-        return None
-    return RetryingChatModel(resolve_model(spec), RetryPolicy(
-        max_tries=spec.max_tries, max_retry_after=spec.max_retry_after_s))
-
-
 class _Models:
-    """The models of one run: agent, optional user simulator and judge."""
+    """The models of one run: agent, optional user simulator and judge, each behind retries
+    and, when the run has one, the response cache."""
 
     def __init__(self, config: RunConfig, adapter: Adapter) -> None:
         for needed, spec, flag in ((adapter.needs_user_model, config.user_model, "--user-model"),
                                    (adapter.needs_judge_model, config.judge_model, "--judge-model")):
             if needed and spec is None:
                 raise ConfigError(f"task {config.task.name} needs {flag} (e.g. {flag} openai:gpt-4.1)")
-        self.agent = _wrap(config.model)
-        self.user = _wrap(config.user_model)
-        self.judge = _wrap(config.judge_model)
+        self.config = config
+        self.retrying: list[RetryingChatModel] = []
+        """The retry layers, whose waits the progress line announces."""
+        self.agent = self._wrap(config.model)
+        self.user = self._wrap(config.user_model)
+        self.judge = self._wrap(config.judge_model)
+
+    def _wrap(self, spec: ModelSpec | None) -> ChatModel | None:
+        if spec is None:
+            return None
+        retrying = RetryingChatModel(resolve_model(spec), RetryPolicy(
+            max_tries=spec.max_tries, max_retry_after=spec.max_retry_after_s))
+        self.retrying.append(retrying)
+        if self.config.cache is None:
+            return retrying
+        from k2eval.models.caching import CachingChatModel, endpoint_identity
+        from k2eval.store.cache import ResponseCache
+
+        return CachingChatModel(retrying, ResponseCache(self.config.cache),
+                                self.config.cache_mode,  # type: ignore[arg-type]
+                                endpoint_identity(spec))
 
     def all(self) -> list[ChatModel]:
         return [m for m in (self.agent, self.user, self.judge) if m is not None]
@@ -282,9 +294,8 @@ class Engine:
             sctx.judge_model = models.judge
         progress = Progress(len(todo) + len(to_score), config.task.name,
                             enabled=self.progress_enabled)
-        for model in models.all() if models else ():
-            if isinstance(model, RetryingChatModel):
-                model.notify = progress.note
+        for retrying in models.retrying if models else ():
+            retrying.notify = progress.note
         try:
             if models is not None:
                 await models.preflight()

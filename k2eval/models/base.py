@@ -72,6 +72,8 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     latency: float = 0.0
     raw: dict[str, Any] | None = None
+    cached: bool = False
+    """Served from the response cache: no request was sent and no tokens were spent."""
 
     def as_message(self) -> Message:
         """The assistant message to append to a conversation."""

@@ -128,3 +128,47 @@ def trend_chart(points: Sequence[tuple[str, float, float | None, float | None]],
     if len(coords) > 1:
         parts.insert(1, f'<polyline points="{" ".join(coords)}" class="trend"/>')
     return _svg(width, height, "".join(parts), title)
+
+
+def series_chart(points: Sequence[tuple[str, float | None, float | None, float | None, str]],
+                 title: str, ymax: float = 100.0) -> Markup:
+    """Score per night (percent) inside its shaded 95% CI band; nights where the paired test
+    fired are marked (▼ regressed, ▲ improved). Points: (label, score, lo, hi, status)."""
+    left, top, plot_h = 44, 10, 140
+    step = 40
+    plot_w = max(200, step * max(1, len(points) - 1) + 20)
+    width, height = left + plot_w + 30, top + plot_h + 80
+    parts = [_y_axis(left, top, plot_h, plot_w, ymax, "")]
+
+    def y_of(v: float) -> float:
+        return top + plot_h - plot_h * max(0.0, min(v, ymax)) / ymax
+
+    def x_of(i: int) -> int:
+        return left + 10 + i * step
+
+    banded = [(i, lo, hi) for i, (_, s, lo, hi, _) in enumerate(points)
+              if s is not None and lo is not None and hi is not None]
+    if len(banded) > 1:
+        upper = [f"{x_of(i)},{y_of(hi):.1f}" for i, _, hi in banded]
+        lower = [f"{x_of(i)},{y_of(lo):.1f}" for i, lo, _ in reversed(banded)]
+        parts.append(f'<polygon points="{" ".join(upper + lower)}" class="band"/>')
+    coords = [f"{x_of(i)},{y_of(s):.1f}" for i, (_, s, *_rest) in enumerate(points)
+              if s is not None]
+    if len(coords) > 1:
+        parts.append(f'<polyline points="{" ".join(coords)}" class="trend"/>')
+    for i, (label, score, lo, hi, status) in enumerate(points):
+        x = x_of(i)
+        if score is not None:
+            ci = f" [{lo:.1f}, {hi:.1f}]" if lo is not None and hi is not None else ""
+            tip = f"{escape(label)}: {score:.1f}{ci} ({escape(status)})"
+            y = y_of(score)
+            if status in ("regressed", "improved"):
+                d = 7 if status == "regressed" else -7
+                parts.append(f'<path d="M{x - 6},{y - d} L{x + 6},{y - d} L{x},{y + d} Z" '
+                             f'class="mark {status}"><title>{tip}</title></path>')
+            else:
+                parts.append(f'<circle cx="{x}" cy="{y:.1f}" r="3.5" class="pt">'
+                             f'<title>{tip}</title></circle>')
+        parts.append(f'<text transform="translate({x},{top + plot_h + 10}) rotate(35)" '
+                     f'class="ax">{escape(_clip(label, 14))}</text>')
+    return _svg(width, height, "".join(parts), title)

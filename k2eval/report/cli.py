@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--format", choices=FORMATS, help="output format (default: from -o, else md)")
         p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
         p.set_defaults(func=cmd_report)
+    register_dashboard(sub)
 
     p = _add(sub, "compare", help="side-by-side comparison page of runs",
              description="One self-contained HTML page comparing runs of the same task: deltas "
@@ -98,10 +99,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_reindex)
 
 
+def register_dashboard(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "dashboard", help="the nightly dashboard: every series across nights",
+             description="Write a self-contained static site from the history database: for "
+                         "every series (task x model x protocol) the score per night with its "
+                         "confidence band, the nights where the paired test fired, token use and "
+                         "errors per night, and links to each night's pages. `k2eval nightly` "
+                         "writes it to OUT/dashboard after every night; this rebuilds it anywhere.",
+             epilog="example:\n  k2eval dashboard --history postgresql://k2eval@db:5432/k2eval "
+                    "-o /srv/www/k2eval")
+    if p is None:
+        return
+    p.add_argument("--history", required=True, metavar="DB",
+                   help="history database: SQLite file path or postgresql://user@host:port/db")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--nights", type=int, default=60, help="nights per series (default 60)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the paired tests (default 0.05)")
+    p.add_argument("--min-delta", type=float, default=0.0, metavar="POINTS",
+                   help="smallest change in percentage points that counts (default 0)")
+    p.set_defaults(func=cmd_dashboard)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from k2eval.report.dashboard import write_dashboard
+    from k2eval.report.nightly import Thresholds
+    from k2eval.store.history import open_history
+
+    if args.nights < 1:
+        raise UserError(f"--nights must be >= 1 (got {args.nights})")
+    store = open_history(args.history)
+    try:
+        page = write_dashboard(store, args.output, nights=args.nights,
+                               thresholds=Thresholds(args.alpha, args.min_delta))
+    finally:
+        store.close()
+    print(f"wrote {page}")
+    return 0
+
+
 def _history_flags(p: argparse.ArgumentParser, *, required: bool) -> None:
     # `nightly` checks its own flags so that `nightly reindex --history ...` parses
     p.add_argument("--history", required=required, metavar="DB",
-                   help="history database URL (sqlite:///PATH) or SQLite file path")
+                   help="history database: SQLite file path (or sqlite:///PATH) or "
+                        "postgresql://user@host:port/db (password in PGPASSWORD)")
     p.add_argument("--out", required=required, metavar="DIR", help="folder of the nightly runs")
 
 

@@ -130,7 +130,14 @@ def run_row(view: RunView, night_id: str, slot: str) -> RunRow:
                   ci_lo=ci[0] if ci else None, ci_hi=ci[1] if ci else None,
                   n_items=view.n_items, n_errors=view.n_errors, complete=view.complete,
                   is_binary=view.binary, protocol=view.protocol(),
-                  started=view.started or 0.0, run_dir=str(view.path.resolve()))
+                  started=view.started or 0.0, run_dir=str(view.path.resolve()),
+                  output_tokens=_output_tokens(view))
+
+
+def _output_tokens(view: RunView) -> int | None:
+    usage = view.summary.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return int(tokens) if isinstance(tokens, int | float) else None
 
 
 def index_run(store: HistoryStore, view: RunView, night_id: str, slot: str) -> RunRow:
@@ -403,6 +410,9 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
                      verdicts={v.slot: v.status for v in verdicts})
     write_json_atomic(night_dir / NIGHT_FILE, night_doc)
     write_reports(result)
+    from k2eval.report.dashboard import write_dashboard
+
+    write_dashboard(store, out / "dashboard", thresholds=thresholds)
     return result
 
 

@@ -1,42 +1,26 @@
 """The nightly history index: which runs happened on which night, their scores and per-item scores.
 
 Run directories stay the source of truth; this index can always be rebuilt from them
-(`k2eval nightly reindex`). It is opened from a URL so that a server database can replace the
-default SQLite file: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, or a plain
-path. Other schemes plug in through `HISTORY_BACKENDS`.
+(`k2eval nightly reindex`, atomic: the old index stays until the new one is complete). It lives
+in any database `k2eval.store.database` opens: a SQLite file by default (a plain path,
+`sqlite:///relative.db`, `sqlite:////absolute.db`) or a PostgreSQL server
+(`postgresql://user@host:port/db`) that several machines write at once. A newer k2eval upgrades
+an older history in place (`SCHEMA_STEPS`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from k2eval.errors import UserError
+from k2eval.store.database import meta_table_of, migrate, open_engine, redact_url
 
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS nights (
-    night_id TEXT PRIMARY KEY, suite TEXT NOT NULL, started REAL NOT NULL, night_dir TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, night_id TEXT NOT NULL REFERENCES nights(night_id), slot TEXT NOT NULL,
-    task TEXT NOT NULL, model TEXT NOT NULL, metric TEXT NOT NULL, k INTEGER NOT NULL,
-    score REAL, ci_lo REAL, ci_hi REAL, n_items INTEGER NOT NULL, n_errors INTEGER NOT NULL,
-    complete INTEGER NOT NULL, is_binary INTEGER NOT NULL, protocol TEXT NOT NULL,
-    started REAL NOT NULL, run_dir TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_slot ON runs(slot, started);
-CREATE TABLE IF NOT EXISTS item_scores (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), item_id TEXT NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (run_id, item_id)
-);
-"""
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 
 @dataclass(frozen=True)
@@ -69,15 +53,21 @@ class RunRow:
     protocol: dict[str, Any]
     started: float
     run_dir: str
+    output_tokens: int | None = None
+    """Output tokens the agent model spent (None for runs indexed before it was recorded)."""
 
 
 class HistoryStore(Protocol):
-    """What nightly needs from a history database."""
+    """What nightly and the dashboard need from a history database."""
 
     url: str
 
     def add_night(self, night: NightRow) -> None: ...
     def add_run(self, run: RunRow, item_scores: dict[str, float]) -> None: ...
+    def replace_all(self, nights: list[NightRow],
+                    runs: list[tuple[RunRow, dict[str, float]]]) -> None:
+        """Swap the whole index for these rows in one transaction."""
+        ...
     def nights(self) -> list[NightRow]: ...
     def night(self, night_id: str) -> NightRow | None: ...
     def runs_of_night(self, night_id: str) -> list[RunRow]: ...
@@ -95,117 +85,214 @@ class HistoryStore(Protocol):
 
 _RUN_COLUMNS = ("run_id", "night_id", "slot", "task", "model", "metric", "k", "score", "ci_lo",
                 "ci_hi", "n_items", "n_errors", "complete", "is_binary", "protocol", "started",
-                "run_dir")
+                "run_dir", "output_tokens")
 
 
-class SQLiteHistory:
-    """The default backend: one SQLite file (stdlib sqlite3)."""
+def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+    """The schema as of the newest version (`SCHEMA_STEPS` upgrade older databases)."""
+    import sqlalchemy as sa
 
-    def __init__(self, path: str, url: str | None = None) -> None:
-        self.url = url or f"sqlite:///{path}"
+    md = sa.MetaData()
+    meta_table_of(md)
+    nights = sa.Table("nights", md,
+                      sa.Column("night_id", sa.String(200), primary_key=True),
+                      sa.Column("suite", sa.Text, nullable=False),
+                      sa.Column("started", sa.Float, nullable=False),
+                      sa.Column("night_dir", sa.Text, nullable=False))
+    runs = sa.Table("runs", md,
+                    sa.Column("run_id", sa.String(300), primary_key=True),
+                    sa.Column("night_id", sa.String(200), sa.ForeignKey("nights.night_id"),
+                              nullable=False),
+                    sa.Column("slot", sa.Text, nullable=False),
+                    sa.Column("task", sa.Text, nullable=False),
+                    sa.Column("model", sa.Text, nullable=False),
+                    sa.Column("metric", sa.Text, nullable=False),
+                    sa.Column("k", sa.Integer, nullable=False),
+                    sa.Column("score", sa.Float), sa.Column("ci_lo", sa.Float),
+                    sa.Column("ci_hi", sa.Float),
+                    sa.Column("n_items", sa.Integer, nullable=False),
+                    sa.Column("n_errors", sa.Integer, nullable=False),
+                    sa.Column("complete", sa.Integer, nullable=False),
+                    sa.Column("is_binary", sa.Integer, nullable=False),
+                    sa.Column("protocol", sa.Text, nullable=False),
+                    sa.Column("started", sa.Float, nullable=False),
+                    sa.Column("run_dir", sa.Text, nullable=False),
+                    sa.Column("output_tokens", sa.BigInteger))
+    sa.Index("runs_slot", runs.c.slot, runs.c.started)
+    items = sa.Table("item_scores", md,
+                     sa.Column("run_id", sa.String(300), sa.ForeignKey("runs.run_id"),
+                               primary_key=True),
+                     sa.Column("item_id", sa.String(500), primary_key=True),
+                     sa.Column("value", sa.Float, nullable=False))
+    return md, nights, runs, items
+
+
+def _add_output_tokens(conn: sa.Connection) -> None:
+    import sqlalchemy as sa
+
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN output_tokens BIGINT"))
+
+
+SCHEMA_STEPS = [_add_output_tokens]
+"""Version 1 (k2eval 0.1) -> 2: runs.output_tokens."""
+
+
+def _adopt_legacy_version(engine: sa.Engine, metadata: sa.MetaData) -> None:
+    """k2eval 0.1 kept its schema version in a `meta` table of its own: carry it over."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(engine)
+    if "meta" not in inspector.get_table_names():
+        return
+    with engine.begin() as conn:
+        row = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema'")).first()
+        if row is None:
+            return
+        meta = meta_table_of(metadata)
+        meta.create(conn, checkfirst=True)
+        if conn.execute(sa.select(meta.c.value).where(meta.c.key == "history_schema")).first():
+            return
+        conn.execute(meta.insert().values(key="history_schema", value=str(row[0])))
+
+
+class SQLHistory:
+    """The history on SQLAlchemy Core: a SQLite file or a PostgreSQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = open_engine(url)
+        metadata, self._nights, self._runs, self._items = _tables()
         try:
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path)
-            self._db.executescript(_SCHEMA)
-            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise UserError(f"history database {path}: cannot be opened ({exc}); check the "
-                            "path, or rebuild it with `k2eval nightly reindex`") from None
-        if found is None:
-            with self._db:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        elif found[0] != SCHEMA_VERSION:
-            raise UserError(f"history database {path} has schema {found[0]}, this k2eval expects "
-                            f"{SCHEMA_VERSION}: rebuild it with `k2eval nightly reindex`")
+            _adopt_legacy_version(self.engine, metadata)
+            migrate(self.engine, "history", metadata, SCHEMA_STEPS)
+        except UserError:
+            raise
+        except Exception as exc:  # a file that is not a database, a foreign schema, ...
+            raise UserError(f"history database {redact_url(url)}: cannot be opened ({exc}); "
+                            "check the path, or rebuild it with `k2eval nightly reindex`") from None
+
+    # --- writing -----------------------------------------------------------------------------
+    def _write(self, work: Any) -> None:
+        """Run `work(conn)` in one transaction; retried when a concurrent writer of the same
+        keys (another machine's nightly) commits first."""
+        import sqlalchemy as sa
+
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    work(conn)
+                return
+            except sa.exc.IntegrityError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _put_night(self, conn: sa.Connection, night: NightRow) -> None:
+        t = self._nights
+        conn.execute(t.delete().where(t.c.night_id == night.night_id))
+        conn.execute(t.insert().values(night_id=night.night_id, suite=night.suite,
+                                       started=night.started, night_dir=night.night_dir))
+
+    def _put_run(self, conn: sa.Connection, run: RunRow, item_scores: dict[str, float]) -> None:
+        values = {c: getattr(run, c) for c in _RUN_COLUMNS}
+        values["protocol"] = json.dumps(run.protocol, sort_keys=True)
+        values["complete"], values["is_binary"] = int(run.complete), int(run.is_binary)
+        conn.execute(self._items.delete().where(self._items.c.run_id == run.run_id))
+        conn.execute(self._runs.delete().where(self._runs.c.run_id == run.run_id))
+        conn.execute(self._runs.insert().values(**values))
+        if item_scores:
+            conn.execute(self._items.insert(), [{"run_id": run.run_id, "item_id": item,
+                                                 "value": value}
+                                                for item, value in item_scores.items()])
 
     def add_night(self, night: NightRow) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO nights VALUES (?, ?, ?, ?)",
-                             (night.night_id, night.suite, night.started, night.night_dir))
+        self._write(lambda conn: self._put_night(conn, night))
 
     def add_run(self, run: RunRow, item_scores: dict[str, float]) -> None:
-        values = [getattr(run, c) for c in _RUN_COLUMNS]
-        values[_RUN_COLUMNS.index("protocol")] = json.dumps(run.protocol, sort_keys=True)
-        with self._db:
-            self._db.execute("DELETE FROM item_scores WHERE run_id = ?", (run.run_id,))
-            self._db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(_RUN_COLUMNS)}) "
-                             f"VALUES ({', '.join('?' * len(_RUN_COLUMNS))})", values)
-            self._db.executemany("INSERT INTO item_scores VALUES (?, ?, ?)",
-                                 [(run.run_id, item, value) for item, value in item_scores.items()])
+        self._write(lambda conn: self._put_run(conn, run, item_scores))
+
+    def replace_all(self, nights: list[NightRow],
+                    runs: list[tuple[RunRow, dict[str, float]]]) -> None:
+        def work(conn: sa.Connection) -> None:
+            self._clear(conn)
+            for night in nights:
+                self._put_night(conn, night)
+            for run, items in runs:
+                self._put_run(conn, run, items)
+
+        self._write(work)
+
+    def _clear(self, conn: sa.Connection) -> None:
+        for table in (self._items, self._runs, self._nights):
+            conn.execute(table.delete())
+
+    def clear(self) -> None:
+        self._write(self._clear)
+
+    # --- reading -----------------------------------------------------------------------------
+    def _select(self, query: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).all())
 
     def nights(self) -> list[NightRow]:
-        rows = self._db.execute("SELECT * FROM nights ORDER BY started, night_id").fetchall()
+        t = self._nights
+        rows = self._select(t.select().order_by(t.c.started, t.c.night_id))
         return [NightRow(*row) for row in rows]
 
     def night(self, night_id: str) -> NightRow | None:
-        row = self._db.execute("SELECT * FROM nights WHERE night_id = ?", (night_id,)).fetchone()
-        return NightRow(*row) if row else None
+        t = self._nights
+        rows = self._select(t.select().where(t.c.night_id == night_id))
+        return NightRow(*rows[0]) if rows else None
 
-    def _runs(self, where: str, params: Iterable[Any], order: str = "started, run_id") -> list[RunRow]:
-        sql = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE {where} ORDER BY {order}"
-        return [_run_row(row) for row in self._db.execute(sql, tuple(params)).fetchall()]
+    def _run_query(self) -> Any:
+        import sqlalchemy as sa
+
+        return sa.select(*(self._runs.c[c] for c in _RUN_COLUMNS))
 
     def runs_of_night(self, night_id: str) -> list[RunRow]:
-        return self._runs("night_id = ?", (night_id,))
+        r = self._runs
+        query = self._run_query().where(r.c.night_id == night_id).order_by(r.c.started, r.c.run_id)
+        return [_run_row(row) for row in self._select(query)]
 
     def run(self, run_id: str) -> RunRow | None:
-        found = self._runs("run_id = ?", (run_id,))
-        return found[0] if found else None
+        rows = self._select(self._run_query().where(self._runs.c.run_id == run_id))
+        return _run_row(rows[0]) if rows else None
 
-    def _by_night(self, where: str, params: tuple[Any, ...], limit: int) -> list[RunRow]:
+    def _by_night(self, conditions: Iterable[Any], limit: int) -> list[RunRow]:
         """Runs joined with their nights, latest night first."""
-        cols = ", ".join(f"r.{c}" for c in _RUN_COLUMNS)
-        rows = self._db.execute(
-            f"SELECT {cols} FROM runs r JOIN nights n ON n.night_id = r.night_id WHERE {where} "
-            f"ORDER BY n.started DESC, r.started DESC LIMIT {int(limit)}", params).fetchall()
-        return [_run_row(row) for row in rows]
+        r, n = self._runs, self._nights
+        query = (self._run_query().join(n, n.c.night_id == r.c.night_id)
+                 .where(*conditions).order_by(n.c.started.desc(), r.c.started.desc())
+                 .limit(int(limit)))
+        return [_run_row(row) for row in self._select(query)]
 
     def latest_run(self, slot: str, before: float) -> RunRow | None:
-        found = self._by_night("r.slot = ? AND n.started < ?", (slot, before), 1)
+        found = self._by_night((self._runs.c.slot == slot, self._nights.c.started < before), 1)
         return found[0] if found else None
 
     def series(self, slot: str, limit: int = 30) -> list[RunRow]:
-        return self._by_night("r.slot = ?", (slot,), limit)[::-1]
+        return self._by_night((self._runs.c.slot == slot,), limit)[::-1]
 
     def item_scores(self, run_id: str) -> dict[str, float]:
-        rows = self._db.execute("SELECT item_id, value FROM item_scores WHERE run_id = ?",
-                                (run_id,)).fetchall()
+        t = self._items
+        rows = self._select(t.select().with_only_columns(t.c.item_id, t.c.value)
+                            .where(t.c.run_id == run_id))
         return {str(item): float(value) for item, value in rows}
 
-    def clear(self) -> None:
-        with self._db:
-            for table in ("item_scores", "runs", "nights"):
-                self._db.execute(f"DELETE FROM {table}")
-
     def close(self) -> None:
-        self._db.close()
+        self.engine.dispose()
 
 
-def _run_row(row: tuple[Any, ...]) -> RunRow:
+def _run_row(row: Iterable[Any]) -> RunRow:
     data = dict(zip(_RUN_COLUMNS, row, strict=True))
     data["protocol"] = json.loads(data["protocol"])
     data["complete"] = bool(data["complete"])
     data["is_binary"] = bool(data["is_binary"])
+    if data["output_tokens"] is not None:
+        data["output_tokens"] = int(data["output_tokens"])
     return RunRow(**data)
-
-
-def _sqlite(url: str) -> HistoryStore:
-    rest = url.split("://", 1)[1] if "://" in url else url
-    path = rest[1:] if rest.startswith("/") else rest  # sqlite:///rel, sqlite:////abs
-    return SQLiteHistory(path or ":memory:", url)
-
-
-HISTORY_BACKENDS: dict[str, Callable[[str], HistoryStore]] = {"sqlite": _sqlite}
 
 
 def open_history(url: str) -> HistoryStore:
     """The history database at `url` (a plain path means a SQLite file)."""
-    if "://" not in url:
-        return SQLiteHistory(url, f"sqlite:///{url}")
-    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
-    backend = HISTORY_BACKENDS.get(scheme)
-    if backend is None:
-        raise UserError(f"--history {url}: unsupported database scheme {scheme!r}; use "
-                        f"sqlite:///PATH or a file path (available: {', '.join(HISTORY_BACKENDS)})")
-    return backend(url)
+    return SQLHistory(url)

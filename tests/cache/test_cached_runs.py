@@ -1,0 +1,109 @@
+"""Runs through the response cache: real HTTP, the server counts what reaches it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import k2eval
+from k2eval.testing.fake_openai import Reply, last_user_text
+
+
+@pytest.fixture
+def aime(shared_data: Path) -> Path:
+    return shared_data / "aime" / "aime25.jsonl"
+
+
+def counting_server(fake_openai: Any) -> Any:
+    """Replies differ per request (a counter), so a served-from-cache reply is recognisable."""
+    seen: list[str] = []
+
+    def respond(body: dict[str, Any]) -> Reply:
+        seen.append(last_user_text(body))
+        return Reply(text=f"reply {len(seen)} \\boxed{{{len(seen) % 3}}}")
+
+    srv = fake_openai(respond)
+    srv.seen = seen
+    return srv
+
+
+def journal(run_dir: Path) -> list[dict[str, Any]]:
+    lines = [json.loads(x) for x in (run_dir / "attempts.jsonl").read_text().splitlines()]
+    return sorted(lines, key=lambda a: (a["item_id"], a["attempt"]))
+
+
+def test_a_cached_rerun_sends_nothing_and_gives_identical_transcripts(
+        fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = counting_server(fake_openai)
+    cache = str(tmp_path / "cache.db")
+    common = {"base_url": srv.base_url, "data": aime, "k": 2, "limit": 3, "out": tmp_path,
+              "cache": cache, "concurrency": 2}
+    first = k2eval.evaluate("aime2025", "openai:m", run_id="first", **common)
+    assert len(srv.seen) == 6
+    second = k2eval.evaluate("aime2025", "openai:m", run_id="second", **common)
+    assert len(srv.seen) == 6, "a cache hit must not reach the server"
+    a, b = journal(first.path), journal(second.path)
+    assert [x["messages"] for x in a] == [x["messages"] for x in b]
+    assert [x["output"] for x in a] == [x["output"] for x in b]
+    assert first.summary["score"] == second.summary["score"]
+    assert all(c.get("cached") for x in b for c in x["calls"])
+    assert not any(c.get("cached") for x in a for c in x["calls"])
+    # Honest figures: the cached run spent nothing; what it replayed is counted apart.
+    spent, replayed = second.summary["usage"], second.summary["usage"]["by_role"]["agent:cached"]
+    assert (spent["calls"], spent["completion_tokens"]) == (0, 0)
+    assert replayed["calls"] == 6
+    assert replayed["completion_tokens"] == first.summary["usage"]["completion_tokens"]
+    manifest = json.loads((second.path / "manifest.json").read_text())
+    assert manifest["config"]["cache"] == cache and manifest["config"]["cache_mode"] == "read-write"
+
+
+@pytest.mark.parametrize(("mode", "requests_second", "stored_after"), [
+    ("read-only", 6, 0), ("refresh", 6, 6), ("off", 6, 0)])
+def test_cache_modes(fake_openai: Any, aime: Path, tmp_path: Path, mode: str,
+                     requests_second: int, stored_after: int) -> None:
+    from k2eval.store.cache import ResponseCache
+
+    srv = counting_server(fake_openai)
+    cache = str(tmp_path / "cache.db")
+    common = {"base_url": srv.base_url, "data": aime, "k": 2, "limit": 3, "out": tmp_path}
+    k2eval.evaluate("aime2025", "openai:m", run_id="first", cache=cache, cache_mode=mode,
+                    **common)
+    assert ResponseCache(cache).stats().entries == stored_after
+    k2eval.evaluate("aime2025", "openai:m", run_id="second", cache=cache, **common)
+    assert len(srv.seen) == 6 + (0 if stored_after else 6)
+    assert requests_second == 6
+
+
+def test_read_only_serves_hits_without_storing_misses(fake_openai: Any, aime: Path,
+                                                      tmp_path: Path) -> None:
+    srv = counting_server(fake_openai)
+    cache = str(tmp_path / "cache.db")
+    common = {"base_url": srv.base_url, "data": aime, "k": 1, "out": tmp_path, "cache": cache}
+    k2eval.evaluate("aime2025", "openai:m", run_id="warm", limit=2, **common)
+    assert len(srv.seen) == 2
+    k2eval.evaluate("aime2025", "openai:m", run_id="ro", limit=4, cache_mode="read-only", **common)
+    assert len(srv.seen) == 4  # two hits, two misses sent
+    from k2eval.store.cache import ResponseCache
+
+    assert ResponseCache(cache).stats().entries == 2
+
+
+def test_another_k_sample_is_never_served_an_earlier_sample(fake_openai: Any, aime: Path,
+                                                            tmp_path: Path) -> None:
+    srv = counting_server(fake_openai)
+    cache = str(tmp_path / "cache.db")
+    common = {"base_url": srv.base_url, "data": aime, "limit": 1, "out": tmp_path, "cache": cache}
+    k2eval.evaluate("aime2025", "openai:m", run_id="k1", k=1, **common)
+    run = k2eval.evaluate("aime2025", "openai:m", run_id="k3", k=3, **common)
+    assert len(srv.seen) == 3  # attempt 0 from the cache, attempts 1 and 2 sent
+    texts = {a["messages"][-1]["content"] for a in journal(run.path)}
+    assert len(texts) == 3
+
+
+def test_a_password_in_the_cache_url_is_refused(aime: Path, tmp_path: Path) -> None:
+    with pytest.raises(k2eval.UserError, match="PGPASSWORD"):
+        k2eval.evaluate("aime2025", "openai:m", data=aime, out=tmp_path,
+                        cache="postgresql://u:secret@127.0.0.1:5432/db")
