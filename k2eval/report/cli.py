@@ -90,6 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="significance level of the paired tests (default 0.05)")
     p.add_argument("--min-delta", type=float, default=0.0, metavar="POINTS",
                    help="smallest change in percentage points that counts (default 0)")
+    p.add_argument("--cache", metavar="PATH|URL",
+                   help="response cache for every run whose suite entry names none "
+                        "(see `k2eval run --cache`)")
     p.set_defaults(func=cmd_nightly)
     nsub = p.add_subparsers(dest="nightly_command", metavar="SUBCOMMAND")
     r = nsub.add_parser("reindex", help="rebuild the history database from the run directories",
@@ -198,7 +201,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     store = open_history(args.history)
     try:
         result = run_nightly(args.suite, store, args.out, baseline=args.baseline,
-                             thresholds=Thresholds(args.alpha, args.min_delta))
+                             thresholds=Thresholds(args.alpha, args.min_delta),
+                             cache=args.cache)
     finally:
         store.close()
     for v in result.verdicts:

@@ -112,11 +112,13 @@ def _member_tasks(task: str, where: str) -> list[str]:
     return list(spec.members) or [task]
 
 
-def build_config(entry: SuiteEntry) -> RunConfig:
+def build_config(entry: SuiteEntry, defaults: dict[str, Any] | None = None) -> RunConfig:
+    """The entry's run config; `defaults` (e.g. the nightly's --cache) apply where the entry
+    sets nothing."""
     from k2eval.engine.config import build_run_config
 
     try:
-        return build_run_config(entry.task, entry.model, **entry.overrides)
+        return build_run_config(entry.task, entry.model, **{**(defaults or {}), **entry.overrides})
     except (TypeError, ValueError, UserError) as exc:  # wrong value types surface as Type/ValueError
         raise UserError(f"{entry.where}: {exc}") from None
 
@@ -360,10 +362,13 @@ def _default_runner(config: RunConfig, out_dir: Path) -> Path:
 
 def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
                 baseline: str = "latest", thresholds: Thresholds | None = None,
-                runner: Runner | None = None, log: Callable[[str], None] = print) -> NightResult:
-    """Run the suite into `out/<night>/`, index it, judge each series, write the reports."""
+                runner: Runner | None = None, log: Callable[[str], None] = print,
+                cache: str | None = None) -> NightResult:
+    """Run the suite into `out/<night>/`, index it, judge each series, write the reports.
+    `cache`: the response cache of every entry that names none."""
     suite = load_suite(suite_path)
-    configs = [build_config(entry) for entry in suite.entries]  # bad entries fail before any run
+    defaults = {"cache": cache} if cache else {}
+    configs = [build_config(entry, defaults) for entry in suite.entries]  # fail before any run
     _check_baseline(store, baseline)
     thresholds = thresholds or Thresholds()
     runner = runner or _default_runner

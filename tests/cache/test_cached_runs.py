@@ -107,3 +107,21 @@ def test_a_password_in_the_cache_url_is_refused(aime: Path, tmp_path: Path) -> N
     with pytest.raises(k2eval.UserError, match="PGPASSWORD"):
         k2eval.evaluate("aime2025", "openai:m", data=aime, out=tmp_path,
                         cache="postgresql://u:secret@127.0.0.1:5432/db")
+
+
+def test_a_nightly_with_a_cache_replays_the_same_baseline_without_requests(
+        fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    from k2eval.cli import main
+
+    srv = counting_server(fake_openai)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"- task: aime2025\n  model: openai:m\n  base_url: {srv.base_url}\n"
+                     f"  data: {aime}\n  k: 1\n  limit: 4\n")
+    args = ["nightly", "--suite", str(suite), "--history", str(tmp_path / "h.db"),
+            "--out", str(tmp_path / "nights"), "--cache", str(tmp_path / "cache.db")]
+    assert main(args) == 0
+    assert len(srv.seen) == 4
+    assert main(args) == 0  # the same replies: unchanged, and nothing sent
+    assert len(srv.seen) == 4
+    night = sorted(p for p in (tmp_path / "nights").iterdir() if p.name != "dashboard")[-1]
+    assert "unchanged" in (night / "regression.md").read_text()
