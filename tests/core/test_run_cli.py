@@ -41,6 +41,15 @@ def test_tasks_lists_the_protocol() -> None:
     assert "hf:opencompass/AIME2025" in line
 
 
+def test_task_descriptions_name_upstream_sources_not_this_checkout() -> None:
+    """Users have no ../shared folder: local-data hints name where the data comes from."""
+    from k2eval.spec import all_tasks
+
+    hints = {name: t.dataset.local_hint or "" for name, t in all_tasks().items()}
+    assert not [name for name, hint in hints.items() if "shared/" in hint]
+    assert "sierra-research/tau2-bench" in hints["tau2-retail"]
+
+
 def test_unknown_task_lists_valid_ones() -> None:
     assert_one_line_error(k2eval_cli("run", "--task", "aime2052", "--model", "openai:m"),
                           "unknown task 'aime2052'", "Did you mean 'aime2025'", "gpqa-diamond")

@@ -1,6 +1,6 @@
 """ACEBench (English): 17 tool-use categories graded by the official rules; weighted overall.
 
-Data: ACEBench's `data_all/data_en` (`--data DIR`; e.g. ../shared/data/acebench/data_en).
+Data: ACEBench's `data_all/data_en` (`--data DIR`, from a checkout of the ACEBench repository).
 Options: `categories` ("all", a group, a category, or a comma list), `tool_format`
 ("prompt": the official `[ApiName(key='value')]` text format; "native": the functions are also
 offered as OpenAI tools and returned tool calls are graded like the official FC path - agent
@@ -159,7 +159,7 @@ class AceBenchAdapter(Adapter):
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:
         if not data:
             raise DataError("ACEBench is read from its own files: pass --data pointing at "
-                            "ACEBench's data_all/data_en folder (e.g. ../shared/data/acebench)")
+                            "ACEBench's data_all/data_en folder (from a checkout of the ACEBench repository)")
         tool_format = spec.option("tool_format", "prompt")
         if tool_format not in TOOL_FORMATS:
             raise ConfigError(f"task {spec.name}: tool_format must be one of {TOOL_FORMATS}, "
