@@ -90,7 +90,9 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-tokens", type=int, help="max output tokens per model call")
     g.add_argument("--temperature", type=float)
     g.add_argument("--top-p", type=float)
-    g.add_argument("--max-steps", type=int, help="per-attempt limit on agent model calls")
+    g.add_argument("--max-steps", type=int,
+                   help="per-attempt step limit: agent model calls (Tau2: conversation steps, "
+                        "agent and user messages together, as tau2 counts max_steps)")
     g.add_argument("--max-total-tokens", type=int, help="per-attempt token budget")
     g.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
                    help="adapter option (repeatable), e.g. --option tool_format=native")
