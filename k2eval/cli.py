@@ -91,8 +91,8 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--temperature", type=float)
     g.add_argument("--top-p", type=float)
     g.add_argument("--max-steps", type=int,
-                   help="per-attempt step limit: agent model calls (Tau2: conversation steps, "
-                        "agent and user messages together, as tau2 counts max_steps)")
+                   help="per-attempt step limit: agent model calls (Tau2: every message "
+                        "between agent, user and environment, as tau2 counts max_steps)")
     g.add_argument("--max-total-tokens", type=int, help="per-attempt token budget")
     g.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
                    help="adapter option (repeatable), e.g. --option tool_format=native")
