@@ -17,6 +17,7 @@ from k2eval.adapters.base import (
     Score,
     ScoreContext,
     SolveResult,
+    final_reply,
 )
 from k2eval.adapters.data import load_hub_rows, read_jsonl
 from k2eval.errors import DataError
@@ -127,12 +128,11 @@ class AimeAdapter(Adapter):
         messages = [{"role": "user", "content": build_prompt(item.data["problem"])}]
         completion = await ctx.chat(messages)
         return SolveResult(messages=[*messages, completion.as_message()],
-                           output={"text": completion.text or "",
-                                   "finish_reason": completion.finish_reason})
+                           output={"finish_reason": completion.finish_reason})
 
     async def score(self, item: Item, attempt: Attempt, ctx: ScoreContext) -> Score:
         gold = item.data["answer"]
-        text = str(attempt.output.get("text") or "")
+        text = final_reply(attempt)
         boxed = last_boxed(text)
         if boxed is None:
             reason = "no final answer"

@@ -100,6 +100,17 @@ class Score:
 
 SandboxFactory = Callable[..., AbstractAsyncContextManager["Sandbox"]]
 
+def final_reply(attempt: Attempt, legacy_key: str = "text") -> str:
+    """The text of the attempt's last assistant message, which graders extract answers from.
+
+    The journal keeps the reply once, in `messages`; journals of k2eval 0.1 also copied it into
+    `output[legacy_key]`, which is read when the attempt has no assistant message."""
+    for message in reversed(attempt.messages):
+        if message.get("role") == "assistant":
+            return str(message.get("content") or "")
+    return str(attempt.output.get(legacy_key) or "")
+
+
 
 def derived_seed(seed: int, *parts: object) -> int:
     """A stable 63-bit seed from the run seed and any identifying parts (item id, attempt)."""

@@ -22,6 +22,7 @@ from k2eval.adapters.base import (
     Score,
     ScoreContext,
     SolveResult,
+    final_reply,
 )
 from k2eval.adapters.data import load_hub_rows, read_csv_text
 from k2eval.errors import DataError
@@ -120,7 +121,7 @@ class GpqaAdapter(Adapter):
         messages = [{"role": "user", "content": build_prompt(item, order)}]
         completion = await ctx.chat(messages)
         return SolveResult(messages=[*messages, completion.as_message()],
-                           output={"text": completion.text or "", "choice_order": order,
+                           output={"choice_order": order,
                                    "correct_letter": LETTERS[order.index(0)],
                                    "finish_reason": completion.finish_reason})
 
@@ -129,7 +130,7 @@ class GpqaAdapter(Adapter):
         if not isinstance(order, list) or sorted(order) != [0, 1, 2, 3]:
             return Score(item.id, attempt.index, 0.0, "attempt has no valid choice order")
         gold = LETTERS[order.index(0)]
-        letter = extract_letter(str(attempt.output.get("text") or ""))
+        letter = extract_letter(final_reply(attempt))
         if letter is None:
             return Score(item.id, attempt.index, 0.0, "no 'Answer: LETTER' line",
                          {"extracted": None, "gold": gold})

@@ -48,6 +48,7 @@ from k2eval.adapters.base import (
     Score,
     ScoreContext,
     SolveResult,
+    final_reply,
 )
 from k2eval.errors import DataError, InfraError, UserError
 
@@ -434,8 +435,7 @@ class LiveCodeBenchAdapter(Adapter):
         ]
         completion = await ctx.chat(messages)
         return SolveResult(messages=[*messages, completion.as_message()],
-                           output={"response": completion.text or "",
-                                   "finish_reason": completion.finish_reason})
+                           output={"finish_reason": completion.finish_reason})
 
     def headline(self, items: list[Item], scores: list[Score], k: int) -> dict[str, Any] | None:
         """Pass@1 (unbiased, c/n per problem) whatever the number of samples n; the summary's
@@ -450,7 +450,7 @@ class LiveCodeBenchAdapter(Adapter):
             return Score(item.id, attempt.index, 0.0, reason=reason,
                          details={**details, **item.meta})
 
-        code = extract_code(str(attempt.output.get("response") or ""))
+        code = extract_code(final_reply(attempt, "response"))
         if code is None:
             return failing("no code block", verdict="no code block")
         try:  # rows can be tens of MB: decode off the event loop

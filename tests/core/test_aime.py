@@ -45,7 +45,9 @@ def test_equivalent_integer_and_general_paths() -> None:
 
 def _score(text: str, gold: str = "70", finish: str = "stop") -> tuple[float, str]:
     item = Item("1", {"problem": "p", "answer": gold})
-    attempt = Attempt("1", 0, output={"text": text, "finish_reason": finish})
+    attempt = Attempt("1", 0, messages=[{"role": "user", "content": "?"},
+                                        {"role": "assistant", "content": text}],
+                      output={"finish_reason": finish})
     ctx = ScoreContext(config=RunConfig(load_task("aime2025"), ModelSpec("openai:m")))
     s = asyncio.run(AimeAdapter().score(item, attempt, ctx))
     return s.value, s.reason

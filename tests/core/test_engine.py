@@ -188,3 +188,14 @@ def test_step_limit_ends_an_attempt(fake_openai: Any) -> None:
         return -1
 
     assert asyncio.run(go()) == 2
+
+
+def test_the_journal_keeps_a_long_reply_once(fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    """A reply is stored in the transcript only, not copied into the adapter output."""
+    filler = "x" * 200_000
+    srv = fake_openai(lambda body: Reply(text=f"{filler}\n\\boxed{{7}}"))
+    run = k2eval.evaluate("aime2025", "openai:m", base_url=srv.base_url, data=aime, k=1,
+                          limit=2, out=tmp_path, run_id="long")
+    journal = (run.path / "attempts.jsonl").read_text()
+    assert journal.count(filler) == 2  # one per attempt
+    assert run.summary["n_attempts"] == 2 and run.summary["complete"]

@@ -59,10 +59,12 @@ def test_extraction_matches_simple_evals(text: str, letter: str | None) -> None:
 def test_score_uses_the_attempts_own_order() -> None:
     item = Item("r", {"question": "q", "correct": "right", "incorrect": ["a", "b", "c"]})
     ctx = ScoreContext(config=RunConfig(load_task("gpqa-diamond"), ModelSpec("openai:m")))
-    attempt = Attempt("r", 0, output={"text": "Answer: C", "choice_order": [1, 2, 0, 3]})
+    attempt = Attempt("r", 0, messages=[{"role": "assistant", "content": "Answer: C"}],
+                      output={"choice_order": [1, 2, 0, 3]})
     assert asyncio.run(gpqa.GpqaAdapter().score(item, attempt, ctx)).value == 1.0
-    attempt = Attempt("r", 1, output={"text": "Answer: A", "choice_order": [1, 2, 0, 3]})
+    attempt = Attempt("r", 1, messages=[{"role": "assistant", "content": "Answer: A"}],
+                      output={"choice_order": [1, 2, 0, 3]})
     s = asyncio.run(gpqa.GpqaAdapter().score(item, attempt, ctx))
     assert s.value == 0.0 and "expected C" in s.reason
-    attempt = Attempt("r", 2, output={"text": "I think it's C"})
+    attempt = Attempt("r", 2, messages=[{"role": "assistant", "content": "I think it's C"}])
     assert "choice order" in asyncio.run(gpqa.GpqaAdapter().score(item, attempt, ctx)).reason

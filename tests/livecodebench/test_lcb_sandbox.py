@@ -54,7 +54,8 @@ def grade_all(items: dict[str, Item], replies: list[tuple[str, str]], ctx: Score
     adapter = LiveCodeBenchAdapter()
 
     async def one(index: int, qid: str, reply: str) -> Score:
-        attempt = Attempt(item_id=qid, index=index, output={"response": reply})
+        attempt = Attempt(item_id=qid, index=index,
+                          messages=[{"role": "assistant", "content": reply}])
         return await adapter.score(items[qid], attempt, ctx)
 
     async def every() -> list[Score]:

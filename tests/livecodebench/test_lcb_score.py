@@ -37,6 +37,7 @@ async def broken_sandbox(image: str | None, **limits: Any) -> AsyncIterator[Any]
 
 
 def score(item: Item, output: dict[str, Any], factory: Any) -> Score:
+    """Grade a reply given as a journal of k2eval 0.1 kept it (`output["response"]`)."""
     attempt = Attempt(item_id=item.id, index=0, output=output)
     return asyncio.run(LiveCodeBenchAdapter().score(item, attempt, context(factory)))
 
