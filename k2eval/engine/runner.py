@@ -411,7 +411,7 @@ async def run_async(config: RunConfig, out_dir: Path, run_id: str | None = None,
 
 
 def _reopen(path: Path) -> tuple[RunConfig, RunDir, dict[str, Any], Engine, list[Item]]:
-    rundir = RunDir(Path(path))
+    rundir = RunDir.open(Path(path))
     manifest = rundir.read_manifest()
     config = RunConfig.from_dict(manifest["config"])
     rundir.redact = Redactor(_secrets(config))
