@@ -1,16 +1,20 @@
 """The nightly history index: which runs happened on which night, their scores and per-item scores.
 
 Run directories stay the source of truth; this index can always be rebuilt from them
-(`k2eval nightly reindex`). It is opened from a URL so that a server database can replace the
+(`k2eval nightly reindex`). A rebuild fills a new index aside and swaps it in only once it is
+complete (`HistoryStore.rebuilding`), so a rebuild that fails or is killed midway leaves the
+previous index as it was. It is opened from a URL so that a server database can replace the
 default SQLite file: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, or a plain
 path. Other schemes plug in through `HISTORY_BACKENDS`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,7 +93,10 @@ class HistoryStore(Protocol):
         """The series' last `limit` runs, oldest first."""
         ...
     def item_scores(self, run_id: str) -> dict[str, float]: ...
-    def clear(self) -> None: ...
+    def rebuilding(self) -> contextlib.AbstractContextManager[HistoryStore]:
+        """A new, empty index to fill; it replaces this one when the block ends without an
+        error, and is thrown away otherwise (this index is then unchanged)."""
+        ...
     def close(self) -> None: ...
 
 
@@ -103,6 +110,7 @@ class SQLiteHistory:
 
     def __init__(self, path: str, url: str | None = None) -> None:
         self.url = url or f"sqlite:///{path}"
+        self.path = path
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -173,10 +181,36 @@ class SQLiteHistory:
                                 (run_id,)).fetchall()
         return {str(item): float(value) for item, value in rows}
 
-    def clear(self) -> None:
-        with self._db:
-            for table in ("item_scores", "runs", "nights"):
-                self._db.execute(f"DELETE FROM {table}")
+    @contextlib.contextmanager
+    def rebuilding(self) -> Iterator[HistoryStore]:
+        """Fill a new SQLite file beside this one, then rename it over this one (atomic)."""
+        if self.path == ":memory:":
+            memory = SQLiteHistory(":memory:", self.url)
+            yield memory
+            self._db.close()
+            self._db = memory._db
+            return
+        target = Path(self.path)
+        aside = target.with_name(f".{target.name}.rebuild-{os.getpid()}")
+        aside.unlink(missing_ok=True)
+        fresh = SQLiteHistory(str(aside), self.url)
+        try:
+            yield fresh
+        except BaseException:
+            fresh.close()
+            aside.unlink(missing_ok=True)
+            raise
+        fresh.close()
+        with aside.open("rb") as fh:
+            os.fsync(fh.fileno())
+        self._db.close()
+        try:
+            os.replace(aside, target)
+        except OSError:
+            aside.unlink(missing_ok=True)
+            raise
+        finally:
+            self._db = sqlite3.connect(self.path)
 
     def close(self) -> None:
         self._db.close()
