@@ -98,7 +98,11 @@ class WriterLock:
         """Lock `run_dir` for this process, or raise RunDirLocked naming the holder."""
         path = Path(run_dir) / LOCK
         me = Holder(os.getpid(), socket.gethostname(), command or current_command(), time.time())
-        fh = path.open("a+", encoding="utf-8")
+        try:
+            fh = path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise RunDirError(f"cannot write {path} ({exc.strerror}): run, resume and rescore "
+                              f"need write access to {run_dir}") from None
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

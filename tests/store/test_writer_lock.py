@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import PendingRun, k2eval_cli, start_cli
 
+from k2eval.errors import RunDirError
 from k2eval.store.lock import LOCK, RunDirLocked, WriterLock, current_command, read_holder
 from k2eval.store.rundir import ATTEMPTS, RunDir, load_run
 
@@ -154,3 +155,9 @@ def test_a_leftover_lock_file_of_a_dead_process_is_taken_over(
 ])
 def test_the_recorded_command_never_holds_option_values(argv: list[str], expected: str) -> None:
     assert current_command(argv) == expected
+
+
+def test_a_lock_file_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / LOCK).mkdir()  # as unwritable as a read-only directory, even for root
+    with pytest.raises(RunDirError, match=r"cannot write .*writer\.lock .*need write access"):
+        WriterLock.acquire(tmp_path)
