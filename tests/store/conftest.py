@@ -52,7 +52,7 @@ def pending_run(fake_openai: Any, shared_data: Path, tmp_path: Path) -> PendingR
     def respond(body: dict[str, Any]) -> Reply | Fault:
         return Fault("401") if state["fail"] else Reply(text="\\boxed{70}")
 
-    srv = fake_openai(respond, latency=0.25)
+    srv = fake_openai(respond)  # tests set srv.latency to hold the lock long enough
     config = build_run_config("aime2025", "openai:m", base_url=srv.base_url,
                               data=shared_data / "aime" / "aime25.jsonl", limit=6, k=2,
                               concurrency=2)
