@@ -24,7 +24,7 @@ from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import UserError
 from k2eval.report import charts
 from k2eval.report.render import render
-from k2eval.report.runs import RunView, load_runs, protocol_differences
+from k2eval.report.runs import DamagedRun, RunView, load_runs, protocol_differences
 from k2eval.report.table import metric_label
 from k2eval.scoring.paired import PairedResult, paired_compare
 
@@ -108,13 +108,16 @@ def build_comparison(paths: Sequence[str | Path], *, force: bool = False) -> Com
     if len(paths) < 2:
         raise UserError("compare needs at least two run directories (baseline first)")
     skipped: list[str] = []
-    loaded = [load_runs([p], skipped=skipped) for p in paths]
+    loaded = [[run for run in load_runs([p], skipped=skipped) if _readable(run, skipped)]
+              for p in paths]
     not_compared = [run for side in loaded for run in side if not run.usable]
     sides = [[run for run in side if run.usable] for side in loaded]
     groups: list[list[RunView]] = []
     unmatched: list[RunView] = []
     if not all(sides):
-        pass  # a side has no run with a score: only the runs that failed or did not finish show
+        if not not_compared:  # every run of a side was left out as damaged
+            raise UserError(f"nothing to compare: {'; '.join(skipped)}")
+        # else a side has no run with a score: the page shows why (failed, unfinished)
     elif all(len(side) == 1 for side in sides):
         groups.append([side[0] for side in sides])
     else:
@@ -148,6 +151,16 @@ def build_comparison(paths: Sequence[str | Path], *, force: bool = False) -> Com
         tasks.append(TaskComparison(" vs ".join(names), runs,
                                     [_pair(runs[0], other) for other in runs[1:]], diffs))
     return Comparison(sides, tasks, unmatched, _group_comparisons(tasks), not_compared, skipped)
+
+
+def _readable(run: RunView, skipped: list[str]) -> bool:
+    """The page shows every attempt: a run whose journals cannot be read is left out, named."""
+    try:
+        run.read_journals()
+    except DamagedRun as exc:
+        skipped.append(str(exc))
+        return False
+    return True
 
 
 def _group_comparisons(tasks: list[TaskComparison]) -> list[GroupComparison]:

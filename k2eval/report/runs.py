@@ -186,8 +186,15 @@ class RunView:
     def _record(self) -> RunRecord:
         record: RunRecord | None = self._cache.get("record")
         if record is None:
-            record = self._cache["record"] = load_run(self.path)
+            try:
+                record = self._cache["record"] = load_run(self.path)
+            except RunDirError as exc:
+                raise DamagedRun(f"{exc}: the run directory is damaged") from None
         return record
+
+    def read_journals(self) -> None:
+        """Read attempts and scores now (DamagedRun when a journal cannot be read back)."""
+        self._record()
 
     def live_scores(self) -> list[Score]:
         """Scores the headline counts: attempts below k that finished, latest grade of each."""

@@ -178,6 +178,13 @@ def test_report_over_a_folder_shows_every_run_and_warns_of_the_damaged_one(
     assert f"warning: left out {root / 'notes'}: neither a run directory" in err
     assert "Traceback" not in err
 
+    assert main(["report", str(root), "--format", "json"]) == 0
+    cells = [c for c in json.loads(capsys.readouterr().out)["cells"] if c["kind"] == "measured"]
+    states = {(c["task"], c["model"]): (c["state"], c["score"]) for c in cells}
+    assert states == {("aime2025", "openai:m"): ("failed", None),
+                      ("mathtask", "openai:alpha"): ("unfinished", None),
+                      ("mathtask", "openai:beta"): ("finished", 75.0)}
+
     assert main(["report", str(root), "-o", str(tmp_path / "table.html")]) == 0
     page = (tmp_path / "table.html").read_text()
     assert 'id="not-finished"' in page and "unfinished (interrupted)" in page
@@ -230,3 +237,22 @@ def test_nightly_names_why_a_run_failed_and_does_not_take_it_as_a_baseline(
     state["refuse"] = False
     assert main(args) == 0
     assert "no-baseline  aime2025 @ openai:m  first night for this series" in capsys.readouterr().out
+
+
+def test_compare_leaves_out_a_run_with_a_damaged_journal_and_compares_the_rest(
+        make_run: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    outcomes = {"q1": [1.0, 0.0], "q2": [1.0, 1.0]}
+    base = make_run(MATH, "alpha", outcomes, run_id="base")
+    night = tmp_path / "night"
+    write_run(night, MATH, "beta", outcomes, run_id="math")
+    other = write_run(night, task_spec("othertask", k=2), "beta", outcomes, run_id="other")
+    (other / "attempts.jsonl").write_text('{"item_id": \n{"item_id": "q1"}\n')
+    page = tmp_path / "page.html"
+    assert main(["compare", str(base), str(night), "-o", str(page)]) == 0
+    captured = capsys.readouterr()
+    assert "mathtask: math vs base: +0.0 points on 2 shared items" in captured.out
+    assert f"warning: left out {other / 'attempts.jsonl'}:1: damaged journal line" in captured.err
+    assert 'id="skipped"' in page.read_text()
+    assert main(["compare", str(base), str(other), "-o", str(page)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: nothing to compare: ") and "\n" not in err
