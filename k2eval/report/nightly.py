@@ -406,7 +406,8 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
             view, note = None, str(exc)
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         if view is not None and not view.usable:
-            note = f"{view.status_text}; continue it with `k2eval resume {view.path}`"
+            note = view.status_text + ("" if view.still_running else
+                                       f"; continue it with `k2eval resume {view.path}`")
             record.update(status="failed", error=view.status_text, run_id=view.run_id,
                           run_dir=view.path.name)
         if view is None or not view.usable:

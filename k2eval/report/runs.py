@@ -29,7 +29,7 @@ class DamagedRun(RunDirError):
 
 FINISHED, INCOMPLETE, FAILED, UNFINISHED = "finished", "incomplete", "failed", "unfinished"
 RUN_STATES = (FINISHED, INCOMPLETE, FAILED, UNFINISHED)
-"""finished: every attempt graded. incomplete: a score, but some attempts errored or were not
+"""From best to worst. finished: every attempt graded. incomplete: a score, but some attempts errored or were not
 graded. failed: ended with nothing graded (e.g. every call refused). unfinished: no summary yet
 (still running, interrupted, crashed, killed)."""
 
@@ -85,6 +85,11 @@ class RunView:
     def usable(self) -> bool:
         """Has a score to show and compare (finished or incomplete)."""
         return self.state in (FINISHED, INCOMPLETE)
+
+    @property
+    def still_running(self) -> bool:
+        """Unfinished because a live process is writing it now."""
+        return self.state == UNFINISHED and self.cause.startswith("running:")
 
     @property
     def status_text(self) -> str:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from k2eval.errors import UserError
 from k2eval.report.render import md_cell, render
-from k2eval.report.runs import FINISHED, RunView
+from k2eval.report.runs import FINISHED, INCOMPLETE, RUN_STATES, RunView
 from k2eval.scoring import ci95, group_by_item, pass_hat_k
 from k2eval.spec import TaskSpec, all_tasks
 
@@ -71,7 +71,7 @@ class ComparisonTable:
     @property
     def has_incomplete(self) -> bool:
         """Some cell shows the score of an incomplete run (marked ‡)."""
-        return bool((self.frame.state == "incomplete").any())
+        return bool((self.frame.state == INCOMPLETE).any())
 
     def rows(self) -> pd.DataFrame:
         return (self.frame[["group", "task", "benchmark", "metric"]].drop_duplicates()
@@ -123,7 +123,7 @@ class ComparisonTable:
 def _cell_text(cell: pd.Series) -> str:
     if cell["kind"] == "reported":
         return str(cell["reported_text"])
-    if cell["state"] not in (FINISHED, "incomplete"):
+    if cell["state"] not in (FINISHED, INCOMPLETE):
         return str(cell["status"])
     if pd.isna(cell["score"]):
         return "–"
@@ -193,8 +193,9 @@ def _one_run_per_cell(runs: Sequence[RunView], specs: dict[str, TaskSpec],
             else other
         left_out.append(other if keep is run else run)
         chosen[key] = keep
-    problems = [f"{r.run_id} ({r.task}, {r.model}): {r.status_text}; continue it with "
-                f"`k2eval resume {r.path}`" for r in chosen.values() if r.state != FINISHED]
+    problems = [f"{r.run_id} ({r.task}, {r.model}): {r.status_text}"
+                + ("" if r.still_running else f"; continue it with `k2eval resume {r.path}`")
+                for r in chosen.values() if r.state != FINISHED]
     problems += [f"{r.run_id} ({r.task}, {r.model}): {r.status_text} (not shown: another run "
                  "of the same cell is)" for r in left_out]
     return list(chosen.values()), problems
@@ -215,8 +216,7 @@ def _measured_cell(spec: dict[str, Any], task: str, label: str, protocol: bool, 
 
 
 def _worst_state(runs: list[RunView]) -> str:
-    order = ("unfinished", "failed", "incomplete", FINISHED)
-    return min((r.state for r in runs), key=order.index)
+    return max((r.state for r in runs), key=RUN_STATES.index)
 
 
 def _reported_cells(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -69,8 +69,10 @@ def current_command(argv: list[str] | None = None) -> str:
     """The program and its subcommand (`k2eval resume`); never option values, which may be secret."""
     argv = sys.argv if argv is None else argv
     prog = Path(argv[0]).name if argv and argv[0] else "python"
-    if prog in ("cli.py", "__main__.py", "-c") or prog.startswith("k2eval"):
+    if prog in ("cli.py", "__main__.py") or prog.startswith("k2eval"):
         prog = "k2eval"
+    elif prog == "-c":
+        prog = "python -c"
     sub = argv[1] if len(argv) > 1 and re.fullmatch(r"[a-z][a-z0-9-]{0,30}", argv[1]) else ""
     return f"{prog} {sub}".strip()
 

@@ -21,6 +21,7 @@ from k2eval.engine.config import build_run_config
 from k2eval.engine.runner import run_async
 from k2eval.errors import RunDirError
 from k2eval.report.runs import DamagedRun, RunView, load_runs
+from k2eval.report.table import build_table
 from k2eval.store.lock import LOCK, WriterLock
 from k2eval.testing.fake_openai import Fault, Reply
 
@@ -127,9 +128,11 @@ def test_a_run_still_writing_says_who_runs_it(make_run: Callable[..., Path]) -> 
     lock = WriterLock.acquire(run, command="k2eval resume")
     try:
         text = RunView.load(run).status_text
+        table = build_table(load_runs([run]), specs={})
     finally:
         lock.release()
     assert text.startswith(f"unfinished (running: `k2eval resume` (pid {os.getpid()} on ")
+    assert table.problems == [f"{run.name} (mathtask, openai:alpha): {text}"]  # no resume hint
 
 
 @pytest.mark.parametrize(("damage", "message"), [
