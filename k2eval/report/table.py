@@ -22,7 +22,7 @@ import pandas as pd
 
 from k2eval.errors import UserError
 from k2eval.report.render import md_cell, render
-from k2eval.report.runs import FINISHED, INCOMPLETE, RUN_STATES, RunView
+from k2eval.report.runs import FINISHED, INCOMPLETE, RUN_STATES, DamagedRun, RunView
 from k2eval.scoring import ci95, group_by_item, pass_hat_k
 from k2eval.spec import TaskSpec, all_tasks
 
@@ -108,7 +108,7 @@ class ComparisonTable:
         if self.has_incomplete:
             notes.append("`‡` incomplete run: some attempts failed or were not graded.")
         if self.problems:
-            notes += ["", "Runs not finished:", *(f"- {md_cell(p)}" for p in self.problems)]
+            notes += ["", "Runs not finished or left out:", *(f"- {md_cell(p)}" for p in self.problems)]
         return "\n".join(lines + notes) + "\n"
 
     def to_csv(self) -> str:
@@ -158,7 +158,7 @@ def build_table(runs: Sequence[RunView], specs: dict[str, TaskSpec] | None = Non
             cells.append(_measured_cell(spec, run.task, _pass_hat_label(j, protocol), protocol,
                                         run.model, [run], score, None, n_items))
 
-    cells.extend(_group_rows(specs, member_runs, models))
+    cells.extend(_group_rows(specs, member_runs, models, problems))
     for task in dict.fromkeys(c["task"] for c in list(cells)):
         spec = task_specs.get(task) or specs[task].to_dict()
         cells.extend(_reported_cells(spec))
@@ -243,10 +243,11 @@ def _reported_cells(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _group_rows(specs: dict[str, TaskSpec], member_runs: dict[tuple[str, str], RunView],
-                models: list[str]) -> list[dict[str, Any]]:
+                models: list[str], problems: list[str]) -> list[dict[str, Any]]:
     """Rows for group tasks (e.g. tau2): the micro-average over all member runs' items.
 
-    A model gets a group cell when it has a run of every member under the same metric and k.
+    A model gets a group cell when it has a run of every member under the same metric and k
+    whose scores can be read (a damaged journal is named in `problems` instead).
     """
     cells: list[dict[str, Any]] = []
     for spec in specs.values():
@@ -257,7 +258,11 @@ def _group_rows(specs: dict[str, TaskSpec], member_runs: dict[tuple[str, str], R
             runs = [r for r in found if r is not None]
             if len(runs) < len(found) or len({(r.metric, r.k) for r in runs}) != 1:
                 continue
-            values = [v for r in runs for v in r.item_scores.values()]
+            try:
+                values = [v for r in runs for v in r.item_scores.values()]
+            except DamagedRun as exc:
+                problems.append(f"no {spec.name} micro-average for {model}: {exc}")
+                continue
             if not values:
                 continue
             label, protocol = _metric_row(runs[0].metric, runs[0].k, spec.to_dict())

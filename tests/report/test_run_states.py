@@ -173,7 +173,7 @@ def test_report_over_a_folder_shows_every_run_and_warns_of_the_damaged_one(
     math_row = rows["Math Task"]
     assert "unfinished (interrupted)" in math_row  # alpha's only run
     assert "75.0 [" in math_row  # beta: the rerun is shown over the crashed run
-    assert "Runs not finished:" in out
+    assert "Runs not finished or left out:" in out
     assert "- crashed-before-rerun (mathtask, openai:beta): unfinished (stopped while running" in out
     assert "(not shown: another run of the same cell is)" in out
     assert f"k2eval resume {interrupted}" in out
@@ -259,3 +259,20 @@ def test_compare_leaves_out_a_run_with_a_damaged_journal_and_compares_the_rest(
     assert main(["compare", str(base), str(other), "-o", str(page)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: nothing to compare: ") and "\n" not in err
+
+
+def test_a_damaged_member_journal_drops_only_the_group_average(make_run: Callable[..., Path]) -> None:
+    from k2eval.adapters.base import get_adapter
+    from k2eval.spec import load_task
+
+    runs = [make_run(load_task(task), "kimi", {f"{task}-{i}": [1.0, 0.0, 1.0, 1.0] for i in range(3)},
+                     adapter=get_adapter("tau2"))
+            for task in ("tau2-airline", "tau2-retail", "tau2-telecom")]
+    lines = (runs[1] / "scores.jsonl").read_text().splitlines()
+    (runs[1] / "scores.jsonl").write_text("\n".join([lines[0], "{cut", *lines[2:]]) + "\n")
+    table = build_table(load_runs(runs))
+    measured = table.frame[table.frame.kind == "measured"]
+    assert set(measured.task) == {"tau2-airline", "tau2-retail", "tau2-telecom"}
+    assert len(table.problems) == 1
+    assert table.problems[0].startswith("no tau2 micro-average for openai:kimi: ")
+    assert "scores.jsonl:2: damaged journal line" in table.problems[0]
