@@ -12,7 +12,7 @@ from typing import Any
 from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import RunDirError
 from k2eval.scoring import group_by_item, per_item_values
-from k2eval.store.lock import LOCK, read_holder
+from k2eval.store.lock import LOCK, is_held, read_holder
 from k2eval.store.rundir import ATTEMPTS, MANIFEST, SCORES, SUMMARY, RunRecord, load_run
 
 PROTOCOL_TASK_FIELDS = ("name", "adapter", "metric", "k", "max_output_tokens", "temperature",
@@ -301,8 +301,12 @@ def _unfinished_cause(path: Path, manifest: dict[str, Any]) -> str:
             return f"{status}: {reason}" if reason else str(status)
         return reason or f"no {SUMMARY}"
     holder = read_holder(path / LOCK)
-    if holder is not None and holder.alive() is not False:
-        return f"running: {holder.describe()}"
+    alive = holder.alive() if holder is not None else None  # None: held from another machine
+    held = is_held(path / LOCK) if holder is None or alive is not None else None
+    if held is None:  # the kernel cannot tell: trust the recorded holder
+        held = holder is not None and alive is not False
+    if held:
+        return f"running: {holder.describe()}" if holder else "running"
     if reason:
         return f"stopped: {reason}"
     if holder is not None:

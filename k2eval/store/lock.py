@@ -87,6 +87,22 @@ def read_holder(path: Path) -> Holder | None:
         return None
 
 
+def is_held(path: Path) -> bool | None:
+    """Whether a process on this machine holds the flock on `path` now, as the kernel lists it
+    in /proc/locks (Linux), without touching the lock; None when that cannot be told."""
+    try:
+        st = os.stat(path)
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where:
+            return True
+    return False
+
+
 class WriterLock:
     """The held lock of one run directory; `release()` (or process exit) gives it up."""
 

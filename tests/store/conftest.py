@@ -1,48 +1,22 @@
-"""Fixtures for the run-directory tests: the CLI as a real process, and a run left with work to do."""
+"""Fixtures for the run-directory tests: a run left with work to do, and a server to do it."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+# The test modules import the CLI helpers from `storecli` under any import mode.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from storecli import PendingRun
+
 from k2eval.engine.config import build_run_config
 from k2eval.engine.runner import run_async
 from k2eval.testing.fake_openai import Fault, Reply
-
-KEY = "sk-test-key-0123456789"
-
-
-def cli_env() -> dict[str, str]:
-    env = {**os.environ, "OPENAI_API_KEY": KEY}
-    env.pop("OPENAI_BASE_URL", None)
-    return env
-
-
-def k2eval_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "k2eval.cli", *args], capture_output=True,
-                          text=True, env=cli_env(), timeout=timeout)
-
-
-def start_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "k2eval.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli_env())
-
-
-@dataclass
-class PendingRun:
-    """A run directory whose every attempt failed (HTTP 401), and a server that now answers."""
-
-    path: Path
-    server: Any
-    n_pending: int
-    state: dict[str, bool]
 
 
 @pytest.fixture

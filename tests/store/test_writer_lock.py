@@ -13,10 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PendingRun, k2eval_cli, start_cli
+from storecli import PendingRun, k2eval_cli, start_cli
 
 from k2eval.errors import RunDirError
-from k2eval.store.lock import LOCK, RunDirLocked, WriterLock, current_command, read_holder
+from k2eval.store.lock import (
+    LOCK,
+    RunDirLocked,
+    WriterLock,
+    current_command,
+    is_held,
+    read_holder,
+)
 from k2eval.store.rundir import ATTEMPTS, RunDir, load_run
 
 
@@ -164,3 +171,12 @@ def test_a_lock_file_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) 
     (tmp_path / LOCK).mkdir()  # as unwritable as a read-only directory, even for root
     with pytest.raises(RunDirError, match=r"cannot write .*writer\.lock .*need write access"):
         WriterLock.acquire(tmp_path)
+
+
+def test_the_kernel_tells_whether_a_lock_is_held(tmp_path: Path) -> None:
+    (tmp_path / LOCK).touch()
+    assert is_held(tmp_path / LOCK) is False
+    lock = WriterLock.acquire(tmp_path)
+    assert is_held(tmp_path / LOCK) is True
+    lock.release()
+    assert is_held(tmp_path / LOCK) is False
