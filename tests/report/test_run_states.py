@@ -100,6 +100,9 @@ def _lock_of(pid: int) -> str:
     ("running", "dead", False,
      "unfinished (stopped while running: `k2eval run` (pid {pid} on {host}, since 2023-11-14 "
      "22:13:20 UTC) crashed or was killed)"),
+    ("running", "reused", False,  # the recorded pid now belongs to another live process
+     "unfinished (stopped while running: `k2eval run` (pid {me} on {host}, since 2023-11-14 "
+     "22:13:20 UTC) crashed or was killed)"),
     ("running", "", False, "unfinished (stopped on an error before finishing (see that "
                            "command's output))"),
     ("running", None, False, "unfinished (stopped while running: crashed, killed or stopped on "
@@ -115,9 +118,10 @@ def test_the_manifest_status_and_the_lock_tell_how_a_run_ended(
         expected: str) -> None:
     run = make_run(MATH, "alpha", {"q1": [1.0, 0.0], "q2": [1.0, 1.0]})
     pid = _dead_pid()
-    _left_behind(run, status, lock=_lock_of(pid) if lock == "dead" else lock, summary=summary)
+    recorded = {"dead": _lock_of(pid), "reused": _lock_of(os.getpid())}.get(str(lock), lock)
+    _left_behind(run, status, lock=recorded, summary=summary)
     view = RunView.load(run)
-    assert view.status_text == expected.format(pid=pid, host=socket.gethostname())
+    assert view.status_text == expected.format(pid=pid, me=os.getpid(), host=socket.gethostname())
     assert (view.task, view.model, view.k) == ("mathtask", "openai:alpha", 2)
     assert view.usable == (expected == "finished")
 
