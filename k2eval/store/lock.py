@@ -142,10 +142,6 @@ class WriterLock:
         fh.flush()
         return cls(path, fh, me)
 
-    @property
-    def held(self) -> bool:
-        return self._fh is not None
-
     def release(self) -> None:
         if self._fh is None:
             return
