@@ -446,7 +446,7 @@ async def run_async(config: RunConfig, out_dir: Path, run_id: str | None = None,
 
 def _reopen(path: Path, base_urls: dict[str, str] | None = None,
             ) -> tuple[RunConfig, RunDir, dict[str, Any], Engine, list[Item]]:
-    rundir = RunDir(Path(path))
+    rundir = RunDir.open(Path(path))
     manifest = rundir.read_manifest()
     config = RunConfig.from_dict(manifest["config"]).with_base_urls(base_urls or {})
     rundir.redact = Redactor(_secrets(config))

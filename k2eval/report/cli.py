@@ -97,7 +97,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     nsub = p.add_subparsers(dest="nightly_command", metavar="SUBCOMMAND")
     r = nsub.add_parser("reindex", help="rebuild the history database from the run directories",
                         description="Rebuild the history database from the nights under --out "
-                                    "(run directories are the source of truth).")
+                                    "(run directories are the source of truth). The new index "
+                                    "is built aside and replaces the old one only when "
+                                    "complete; run directories without a score (failed, "
+                                    "unfinished, damaged) are skipped and listed.")
     _history_flags(r, required=True)
     r.set_defaults(func=cmd_reindex)
 
@@ -157,7 +160,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if fmt not in FORMATS:
         raise UserError(f"-o {args.output}: cannot tell the format; pass --format "
                         f"({', '.join(FORMATS)})")
-    table = build_table(load_runs(args.runs))
+    skipped: list[str] = []
+    table = build_table(load_runs(args.runs, skipped=skipped))
+    _warn_skipped(skipped)
     text = {"md": table.to_markdown, "csv": table.to_csv, "json": table.to_json,
             "html": lambda: render_table_html(table)}[fmt]()
     if args.output:
@@ -166,6 +171,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _warn_skipped(skipped: list[str]) -> None:
+    for reason in skipped:
+        print(f"warning: left out {reason}", file=sys.stderr)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -182,6 +192,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"{task.title}: {run.run_id} vs {task.runs[0].run_id}: "
                   f"{100 * test.delta:+.1f} points on {test.n} shared items, "
                   f"p = {test.p_value:.3g} ({test.method})")
+    for run in comparison.not_compared:
+        print(f"{run.task}: {run.run_id} not compared: {run.status_text}")
+    _warn_skipped(comparison.skipped)
     if comparison.forced:
         print("warning: compared runs that differ in task or protocol (--force)", file=sys.stderr)
     print(f"wrote {out}")
@@ -220,11 +233,16 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
     store = open_history(args.history)
     try:
-        nights, runs, left_out = reindex(store, Path(args.out))
+        result = reindex(store, Path(args.out))
     finally:
         store.close()
-    print(f"indexed {runs} runs from {nights} nights into {args.history}")
-    if left_out:
-        print(f"left out {len(left_out)} run directories outside any night "
-              f"(no night.json above them), e.g. {left_out[0]}")
+    print(f"indexed {result.runs} runs from {result.nights} nights into {args.history}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} run directories without a score (failed, unfinished "
+              "or damaged; resume or rerun them, then reindex):")
+        for path, why in result.skipped:
+            print(f"  {path}: {why}")
+    if result.left_out:
+        print(f"left out {len(result.left_out)} run directories outside any night "
+              f"(no night.json above them), e.g. {result.left_out[0]}")
     return 0

@@ -2,7 +2,9 @@
 
 Each argument is one *side*: a run directory, or a folder of run directories (e.g. one night
 of a suite). Runs are matched across sides by task; the first side is the baseline that the
-others are tested against on the items both scored.
+others are tested against on the items both scored. Runs that failed or never finished have
+no scores to test: they are listed on the page, with their cause, as not compared; a damaged
+run directory inside a folder is left out with a warning.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import UserError
 from k2eval.report import charts
 from k2eval.report.render import render
-from k2eval.report.runs import RunView, load_runs, protocol_differences
+from k2eval.report.runs import DamagedRun, RunView, load_runs, protocol_differences
 from k2eval.report.table import metric_label
 from k2eval.scoring.paired import PairedResult, paired_compare
 
@@ -86,6 +88,10 @@ class Comparison:
     tasks: list[TaskComparison]
     unmatched: list[RunView] = field(default_factory=list)
     groups: list[GroupComparison] = field(default_factory=list)
+    not_compared: list[RunView] = field(default_factory=list)
+    """Runs with no score to compare (failed or unfinished); `status_text` says why."""
+    skipped: list[str] = field(default_factory=list)
+    """Unreadable run directories left out, one line each."""
 
     @property
     def forced(self) -> bool:
@@ -101,10 +107,18 @@ def build_comparison(paths: Sequence[str | Path], *, force: bool = False) -> Com
     """Match runs across sides by task and run the paired tests (UserError on mismatches)."""
     if len(paths) < 2:
         raise UserError("compare needs at least two run directories (baseline first)")
-    sides = [load_runs([p]) for p in paths]
+    skipped: list[str] = []
+    loaded = [[run for run in load_runs([p], skipped=skipped) if _readable(run, skipped)]
+              for p in paths]
+    not_compared = [run for side in loaded for run in side if not run.usable]
+    sides = [[run for run in side if run.usable] for side in loaded]
     groups: list[list[RunView]] = []
     unmatched: list[RunView] = []
-    if all(len(side) == 1 for side in sides):
+    if not all(sides):
+        if not not_compared:  # every run of a side was left out as damaged
+            raise UserError(f"nothing to compare: {'; '.join(skipped)}")
+        # else a side has no run with a score: the page shows why (failed, unfinished)
+    elif all(len(side) == 1 for side in sides):
         groups.append([side[0] for side in sides])
     else:
         by_task: dict[str, list[RunView | None]] = {}
@@ -122,7 +136,7 @@ def build_comparison(paths: Sequence[str | Path], *, force: bool = False) -> Com
                 groups.append(present)
             else:
                 unmatched.extend(present)
-        if not groups:
+        if not groups and not not_compared:
             raise UserError("no task was run on every side: nothing to compare "
                             f"(tasks: {', '.join(sorted(by_task))})")
 
@@ -136,7 +150,17 @@ def build_comparison(paths: Sequence[str | Path], *, force: bool = False) -> Com
         names = dict.fromkeys(r.task for r in runs)
         tasks.append(TaskComparison(" vs ".join(names), runs,
                                     [_pair(runs[0], other) for other in runs[1:]], diffs))
-    return Comparison(sides, tasks, unmatched, _group_comparisons(tasks))
+    return Comparison(sides, tasks, unmatched, _group_comparisons(tasks), not_compared, skipped)
+
+
+def _readable(run: RunView, skipped: list[str]) -> bool:
+    """The page shows every attempt: a run whose journals cannot be read is left out, named."""
+    try:
+        run.read_journals()
+    except DamagedRun as exc:
+        skipped.append(str(exc))
+        return False
+    return True
 
 
 def _group_comparisons(tasks: list[TaskComparison]) -> list[GroupComparison]:

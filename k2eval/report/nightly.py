@@ -5,6 +5,10 @@ the overrides `k2eval run` accepts (data, k, limit, base_url, options, ...). An 
 names its series across nights (default `task @ model`); the baseline of a series is its latest
 earlier run, or a night or run named with --baseline. Relative `data` paths are relative to the
 suite file. A group task (tau2) runs as its member tasks, one series each.
+
+A run that failed (nothing graded) or never finished gets a "failed" verdict naming its cause
+and is not indexed: it has no score to serve as anyone's baseline. `reindex` rebuilds the index
+aside and swaps it in when complete, skipping (and naming) such run directories.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ import yaml
 from k2eval.errors import K2EvalError, UserError
 from k2eval.report import charts
 from k2eval.report.render import render
-from k2eval.report.runs import RunView, diff_protocols, find_run_dirs
+from k2eval.report.runs import DamagedRun, RunView, diff_protocols, find_run_dirs
 from k2eval.scoring import ci95
 from k2eval.scoring.paired import PairedResult, paired_compare
 from k2eval.spec import RunConfig
-from k2eval.store.history import HistoryStore, NightRow, RunRow
+from k2eval.store.history import HistoryStore, IndexWriter, NightRow, RunRow
 from k2eval.store.rundir import write_json_atomic
 
 NIGHT_FILE = "night.json"
@@ -142,36 +146,57 @@ def _output_tokens(view: RunView) -> int | None:
     return int(tokens) if isinstance(tokens, int | float) else None
 
 
-def index_run(store: HistoryStore, view: RunView, night_id: str, slot: str) -> RunRow:
+def index_run(store: IndexWriter, view: RunView, night_id: str, slot: str) -> RunRow:
     row = run_row(view, night_id, slot)
     store.add_run(row, view.item_scores)
     return row
 
 
-def reindex(store: HistoryStore, root: Path) -> tuple[int, int, list[Path]]:
-    """Rebuild the index from the nights under `root`: (nights, runs, run dirs left out)."""
+@dataclass
+class ReindexResult:
+    nights: int
+    runs: int
+    skipped: list[tuple[Path, str]]
+    """Run directories of a night not indexed, with why (failed, unfinished, damaged)."""
+    left_out: list[Path]
+    """Run directories outside any night (no night.json above them)."""
+
+
+def reindex(store: HistoryStore, root: Path) -> ReindexResult:
+    """Rebuild the index from the nights under `root`. The new index is built aside and replaces
+    the old one only when complete; run directories without a score are skipped and named."""
     if not root.is_dir():
         raise UserError(f"--out {root}: no such directory")
-    store.clear()
     n_nights = n_runs = 0
     indexed: set[Path] = set()
-    for night_file in sorted(root.rglob(NIGHT_FILE)):
-        try:
-            night = json.loads(night_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{night_file}: invalid JSON ({exc})") from None
-        store.add_night(NightRow(str(night["night_id"]), str(night.get("suite", "")),
-                                 float(night.get("started", 0.0)), str(night_file.parent)))
-        n_nights += 1
-        slots = {r["run_id"]: r["slot"] for r in night.get("runs", []) if r.get("run_id")}
-        for run_dir in find_run_dirs(night_file.parent):
-            view = RunView.load(run_dir)
-            index_run(store, view, str(night["night_id"]), slots.get(
-                view.run_id, f"{view.task} @ {view.model}"))
-            indexed.add(run_dir.resolve())
-            n_runs += 1
+    skipped: list[tuple[Path, str]] = []
+    with store.rebuilding() as fresh:
+        for night_file in sorted(root.rglob(NIGHT_FILE)):
+            try:
+                night = json.loads(night_file.read_text(encoding="utf-8"))
+                night_id = str(night["night_id"])
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise UserError(f"{night_file}: not a valid night record ({exc}); fix or remove "
+                                "it (the history database was left unchanged)") from None
+            fresh.add_night(NightRow(night_id, str(night.get("suite", "")),
+                                     float(night.get("started", 0.0)), str(night_file.parent)))
+            n_nights += 1
+            slots = {r["run_id"]: r["slot"] for r in night.get("runs", []) if r.get("run_id")}
+            for run_dir in find_run_dirs(night_file.parent):
+                indexed.add(run_dir.resolve())
+                try:
+                    view = RunView.load(run_dir)
+                except DamagedRun as exc:
+                    skipped.append((run_dir, str(exc)))
+                    continue
+                if not view.usable:
+                    skipped.append((run_dir, view.status_text))
+                    continue
+                index_run(fresh, view, night_id,
+                          slots.get(view.run_id, f"{view.task} @ {view.model}"))
+                n_runs += 1
     left_out = [p for p in find_run_dirs(root) if p.resolve() not in indexed]
-    return n_nights, n_runs, left_out
+    return ReindexResult(n_nights, n_runs, skipped, left_out)
 
 
 # --- verdicts -------------------------------------------------------------------------------
@@ -390,8 +415,15 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
         try:
             view = RunView.load(runner(config, night_dir))
         except K2EvalError as exc:
+            view, note = None, str(exc)
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            verdicts.append(Verdict(entry.slot, entry.task, entry.model, "failed", str(exc)))
+        if view is not None and not view.usable:
+            note = view.status_text + ("" if view.still_running else
+                                       f"; continue it with `k2eval resume {view.path}`")
+            record.update(status="failed", error=view.status_text, run_id=view.run_id,
+                          run_dir=view.path.name)
+        if view is None or not view.usable:
+            verdicts.append(Verdict(entry.slot, entry.task, entry.model, "failed", note))
             night_doc["runs"].append(record)
             write_json_atomic(night_dir / NIGHT_FILE, night_doc)
             continue
@@ -404,8 +436,7 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
         if base is not None:
             judge(verdict, store, thresholds)
         if not row.complete:
-            verdict.note += (f"; incomplete run ({row.n_errors} attempt errors): "
-                             f"k2eval resume {view.path}")
+            verdict.note += f"; {view.status_text}: k2eval resume {view.path}"
         verdict.trend = store.series(entry.slot)
         verdicts.append(verdict)
 

@@ -12,6 +12,7 @@ from typing import Any
 from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import RunDirError
 from k2eval.scoring import group_by_item, per_item_values
+from k2eval.store.lock import LOCK, is_held, read_holder
 from k2eval.store.rundir import ATTEMPTS, MANIFEST, SCORES, SUMMARY, RunRecord, load_run
 
 PROTOCOL_TASK_FIELDS = ("name", "adapter", "metric", "k", "max_output_tokens", "temperature",
@@ -22,36 +23,83 @@ def is_run_dir(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
+class DamagedRun(RunDirError):
+    """A run directory whose files cannot be read back (not merely unfinished or failed)."""
+
+
+FINISHED, INCOMPLETE, FAILED, UNFINISHED = "finished", "incomplete", "failed", "unfinished"
+RUN_STATES = (FINISHED, INCOMPLETE, FAILED, UNFINISHED)
+"""From best to worst. finished: every attempt graded. incomplete: a score, but some attempts errored or were not
+graded. failed: ended with nothing graded (e.g. every call refused). unfinished: no summary yet
+(still running, interrupted, crashed, killed)."""
+
+
 @dataclass
 class RunView:
-    """One run directory as reports see it; attempts and scores load on first use."""
+    """One run directory as reports see it; attempts and scores load on first use.
+
+    Runs that failed or never finished load too (`state`, `cause`); their `summary` is then
+    built from the manifest where the run wrote none, with no score."""
 
     path: Path
     manifest: dict[str, Any]
     summary: dict[str, Any]
+    state: str = FINISHED
+    cause: str = ""
+    """Why the run is not finished, in a few words (the most frequent error, ...)."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> RunView:
+        """Raises RunDirError for a path that is not a run directory, DamagedRun for one whose
+        files cannot be read."""
         path = Path(path)
         if not path.is_dir():
             raise RunDirError(f"{path}: no such run directory")
         if not is_run_dir(path):
             raise RunDirError(f"{path / MANIFEST} is missing: {path} is not a run directory")
-        record = load_run(path, with_attempts=False)
-        if record.summary is None:
-            raise RunDirError(f"{path / SUMMARY} is missing: the run is unfinished "
-                              f"(complete it with `k2eval resume {path}`)")
-        for journal in (ATTEMPTS, SCORES):
-            if not (path / journal).is_file():
-                raise RunDirError(f"{path / journal} is missing: the run directory is damaged "
-                                  "(restore the file, or run the task again)")
-        if not isinstance(record.summary, dict):
-            raise RunDirError(f"{path / SUMMARY}: expected a JSON object")
-        for key in ("task", "model", "metric", "score"):
-            if key not in record.summary:
-                raise RunDirError(f"{path / SUMMARY}: missing field {key!r}")
-        return cls(path, record.manifest, record.summary)
+        try:
+            record = load_run(path, with_attempts=False)
+        except RunDirError as exc:
+            raise DamagedRun(f"{exc}: the run directory is damaged") from None
+        manifest, summary = record.manifest, record.summary
+        status = manifest.get("status")
+        if status in ("running", "interrupted") or (summary is None and status not in
+                                                   (FINISHED, INCOMPLETE, FAILED)):
+            return cls(path, manifest, _summary_from_manifest(manifest), UNFINISHED,
+                       _unfinished_cause(path, manifest))
+        if summary is None:
+            if status == FAILED:
+                return cls(path, manifest, _summary_from_manifest(manifest), FAILED,
+                           _manifest_error(manifest) or "no summary")
+            raise DamagedRun(f"{path / SUMMARY} is missing although the manifest says the run "
+                             f"ended ({status}): the run directory is damaged (run it again)")
+        _check_summary(path, summary)
+        if summary.get("complete", True):
+            return cls(path, manifest, summary)
+        cause = _error_cause(path, summary)
+        state = FAILED if summary.get("score") is None else INCOMPLETE
+        return cls(path, manifest, summary, state, cause)
+
+    @property
+    def usable(self) -> bool:
+        """Has a score to show and compare (finished or incomplete)."""
+        return self.state in (FINISHED, INCOMPLETE)
+
+    @property
+    def still_running(self) -> bool:
+        """Unfinished because a live process is writing it now."""
+        return self.state == UNFINISHED and self.cause.startswith("running:")
+
+    @property
+    def status_text(self) -> str:
+        """'finished', 'incomplete: ...', 'failed: 52/52 attempts errored (...)',
+        'unfinished (interrupted)'."""
+        if self.state == FINISHED:
+            return FINISHED
+        if self.state == UNFINISHED:
+            return f"{UNFINISHED} ({self.cause})"
+        return f"{self.state}: {self.cause}" if self.cause else self.state
 
     # --- identity -------------------------------------------------------------------------
     @property
@@ -143,8 +191,15 @@ class RunView:
     def _record(self) -> RunRecord:
         record: RunRecord | None = self._cache.get("record")
         if record is None:
-            record = self._cache["record"] = load_run(self.path)
+            try:
+                record = self._cache["record"] = load_run(self.path)
+            except RunDirError as exc:
+                raise DamagedRun(f"{exc}: the run directory is damaged") from None
         return record
+
+    def read_journals(self) -> None:
+        """Read attempts and scores now (DamagedRun when a journal cannot be read back)."""
+        self._record()
 
     def live_scores(self) -> list[Score]:
         """Scores the headline counts: attempts below k that finished, latest grade of each."""
@@ -187,6 +242,129 @@ class RunView:
         return list(by_item.get(item_id, []))
 
 
+# --- loading: state and cause -------------------------------------------------------------
+
+MAX_CAUSE = 90
+
+
+def _check_summary(path: Path, summary: Any) -> None:
+    if not isinstance(summary, dict):
+        raise DamagedRun(f"{path / SUMMARY}: expected a JSON object: the run directory is damaged")
+    for key in ("task", "model", "metric", "score"):
+        if key not in summary:
+            raise DamagedRun(f"{path / SUMMARY}: missing field {key!r}: the run directory is damaged")
+    journals = ((ATTEMPTS, int(summary.get("n_attempts") or 0) > 0),
+                (SCORES, summary.get("score") is not None))
+    for journal, needed in journals:
+        if needed and not (path / journal).is_file():
+            raise DamagedRun(f"{path / journal} is missing: the run directory is damaged "
+                             "(restore the file, or run the task again)")
+
+
+def _summary_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a run that wrote no summary.json can still say: task, model, metric; no score."""
+    config, model, dataset = (_mapping(manifest, key) for key in ("config", "model", "dataset"))
+    task, spec = _mapping(config, "task"), _mapping(config, "model")
+    return {"task": str(task.get("name") or "?"), "model": str(model.get("label") or
+                                                                 spec.get("spec") or "?"),
+            "metric": str(task.get("metric") or "?"), "k": int(task.get("k") or 1),
+            "score": None, "ci95": None, "n_items": int(dataset.get("n_items") or 0),
+            "n_errors": 0, "complete": False}
+
+
+def _mapping(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _short_text(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_CAUSE else text[: MAX_CAUSE - 1] + "…"
+
+
+def _manifest_error(manifest: dict[str, Any]) -> str:
+    """The error a run recorded in its manifest when it stopped, if any."""
+    error = manifest.get("error")
+    if isinstance(error, dict):
+        kind, message = error.get("type"), error.get("message")
+        return _short_text(f"{kind}: {message}" if kind and message else str(message or kind or ""))
+    return _short_text(error) if isinstance(error, str) else ""
+
+
+def _unfinished_cause(path: Path, manifest: dict[str, Any]) -> str:
+    """'interrupted', 'running: `k2eval resume` (pid ...)', or how a run left "running" ended,
+    told by its writer lock: still held, left by a dead process, or released on an error."""
+    status = manifest.get("status")
+    reason = _manifest_error(manifest)
+    if status != "running":
+        if status:
+            return f"{status}: {reason}" if reason else str(status)
+        return reason or f"no {SUMMARY}"
+    holder = read_holder(path / LOCK)
+    alive = holder.alive() if holder is not None else None  # None: held from another machine
+    held = is_held(path / LOCK) if holder is None or alive is not None else None
+    if held is None:  # the kernel cannot tell: trust the recorded holder
+        held = holder is not None and alive is not False
+    if held:
+        return f"running: {holder.describe()}" if holder else "running"
+    if reason:
+        return f"stopped: {reason}"
+    if holder is not None:
+        return f"stopped while running: {holder.describe()} crashed or was killed"
+    if (path / LOCK).exists():
+        return "stopped on an error before finishing (see that command's output)"
+    return "stopped while running: crashed, killed or stopped on an error"
+
+
+def _error_cause(path: Path, summary: dict[str, Any]) -> str:
+    """'52/52 attempts errored (FatalModelError: HTTP 401: ...)'; grading errors and attempts
+    that never ran are named too."""
+    expected = int(summary.get("n_items") or 0) * int(summary.get("k") or 1)
+    n_errors = int(summary.get("n_errors") or 0)
+    n_score_errors = int(summary.get("n_score_errors") or 0)
+    parts = []
+    if n_errors:
+        common = _most_common_error(path / ATTEMPTS, b'"status": "error"',
+                                    lambda row: _error_text(row.get("error")))
+        parts.append(f"{n_errors}/{expected} attempts errored" + (f" ({common})" if common else ""))
+    if n_score_errors:
+        common = _most_common_error(path / SCORES, b'"status": "error"',
+                                    lambda row: _short_text(row.get("reason") or ""))
+        parts.append(f"{n_score_errors} attempts could not be graded"
+                     + (f" ({common})" if common else ""))
+    missing = expected - int(summary.get("n_attempts") or 0)
+    if missing > 0:
+        parts.append(f"{missing}/{expected} attempts never ran")
+    return "; ".join(parts) or "some attempts were not graded"
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        kind, message = error.get("type") or "error", error.get("message") or ""
+        return _short_text(f"{kind}: {message}" if message else str(kind))
+    return _short_text(str(error or ""))
+
+
+def _most_common_error(path: Path, marker: bytes, describe: Any) -> str:
+    """The most frequent description among the journal's error rows (only those lines are
+    parsed, so a large journal of finished attempts costs one scan)."""
+    counts: Counter[str] = Counter()
+    try:
+        with path.open("rb") as fh:
+            for line in fh:
+                if marker not in line or not line.endswith(b"\n"):
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(row, dict) and row.get("status") == "error":
+                    counts[describe(row)] += 1
+    except OSError:
+        return ""
+    return counts.most_common(1)[0][0] if counts else ""
+
+
 def protocol_differences(a: RunView, b: RunView) -> list[str]:
     """Human-readable differences in task and protocol between two runs ([] when comparable)."""
     diffs = diff_protocols(a.protocol(), b.protocol())
@@ -211,19 +389,46 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def load_runs(paths: list[str | Path], *, expand: bool = True) -> list[RunView]:
-    """Run views for the given paths; with `expand`, a folder of run directories counts as all of them."""
+def load_runs(paths: list[str | Path], *, expand: bool = True,
+              skipped: list[str] | None = None) -> list[RunView]:
+    """Run views for the given paths; with `expand`, a folder of run directories counts as all
+    of them. Failed and unfinished runs load too (see `RunView.state`).
+
+    With `skipped`, a directory that cannot be read (damaged, or holding no run) is left out
+    and its one-line reason appended to `skipped` instead of raised, as long as some run loads.
+    A path that does not exist is always an error."""
     runs: list[RunView] = []
+    problems: list[str] = []
+
+    def add(path: Path) -> None:
+        try:
+            runs.append(RunView.load(path))
+        except RunDirError as exc:
+            if skipped is None:
+                raise
+            problems.append(str(exc))
+
     for raw in paths:
         path = Path(raw)
+        if not path.exists():
+            raise RunDirError(f"{path}: no such run directory")
         if expand and path.is_dir() and not is_run_dir(path):
             found = find_run_dirs(path)
             if not found:
-                raise RunDirError(f"{path}: neither a run directory nor a folder holding any "
-                                  "(no manifest.json found)")
-            runs.extend(RunView.load(p) for p in found)
+                message = (f"{path}: neither a run directory nor a folder holding any "
+                           "(no manifest.json found)")
+                if skipped is None:
+                    raise RunDirError(message)
+                problems.append(message)
+            for run_dir in found:
+                add(run_dir)
         else:
-            runs.append(RunView.load(path))
+            add(path)
+    if skipped is not None:
+        if not runs and problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise RunDirError(f"no readable run directory: {problems[0]}{more}")
+        skipped.extend(problems)
     return runs
 
 

@@ -4,6 +4,9 @@ One row per benchmark and metric, grouped Coding / Tool use / Math & STEM; one c
 measured model (score with its 95% CI) next to the reported numbers for the same row.
 Reported numbers sit in the row of the task's protocol metric (e.g. Avg@64); a run under other
 settings (a smaller k) gets a row of its own below, without reported numbers beside it.
+A run that failed or never finished keeps its cell, which says so and why ("failed: 52/52
+attempts errored (...)", "unfinished (interrupted)"); the notes under the table list every run
+that is not finished with its cause.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,7 @@ import pandas as pd
 
 from k2eval.errors import UserError
 from k2eval.report.render import md_cell, render
-from k2eval.report.runs import RunView
+from k2eval.report.runs import FINISHED, INCOMPLETE, RUN_STATES, DamagedRun, RunView
 from k2eval.scoring import ci95, group_by_item, pass_hat_k
 from k2eval.spec import TaskSpec, all_tasks
 
@@ -62,6 +65,13 @@ class ComparisonTable:
     frame: pd.DataFrame
     models: list[str]
     reported_models: list[str]
+    problems: list[str] = field(default_factory=list)
+    """One line per run that is not finished (or was left out), with its cause."""
+
+    @property
+    def has_incomplete(self) -> bool:
+        """Some cell shows the score of an incomplete run (marked ‡)."""
+        return bool((self.frame.state == INCOMPLETE).any())
 
     def rows(self) -> pd.DataFrame:
         return (self.frame[["group", "task", "benchmark", "metric"]].drop_duplicates()
@@ -95,8 +105,10 @@ class ComparisonTable:
             notes.append("`*` reported by the model's vendor and copied by the Kimi K2 authors.")
         if self.frame.subset.any():
             notes.append("`†` run on a subset of the items (not comparable with reported numbers).")
-        if not self.frame.complete.all():
+        if self.has_incomplete:
             notes.append("`‡` incomplete run: some attempts failed or were not graded.")
+        if self.problems:
+            notes += ["", "Runs not finished or left out:", *(f"- {md_cell(p)}" for p in self.problems)]
         return "\n".join(lines + notes) + "\n"
 
     def to_csv(self) -> str:
@@ -111,6 +123,8 @@ class ComparisonTable:
 def _cell_text(cell: pd.Series) -> str:
     if cell["kind"] == "reported":
         return str(cell["reported_text"])
+    if cell["state"] not in (FINISHED, INCOMPLETE):
+        return str(cell["status"])
     if pd.isna(cell["score"]):
         return "–"
     text = f"{cell['score']:.1f}"
@@ -125,22 +139,18 @@ def build_table(runs: Sequence[RunView], specs: dict[str, TaskSpec] | None = Non
         raise UserError("no runs given: pass one or more run directories")
     specs = all_tasks() if specs is None else specs
     cells: list[dict[str, Any]] = []
-    seen: dict[tuple[str, str, str], RunView] = {}
     models: list[str] = []
     member_runs: dict[tuple[str, str], RunView] = {}
     task_specs: dict[str, dict[str, Any]] = {}
+    shown, problems = _one_run_per_cell(runs, specs, task_specs)
 
-    for run in runs:
-        spec = task_specs.setdefault(run.task, _spec_dict(run, specs))
+    for run in shown:
+        spec = task_specs[run.task]
         label, protocol = _metric_row(run.metric, run.k, spec)
-        key = (run.task, label, run.model)
-        if key in seen:
-            raise UserError(f"two runs of {run.task} ({label}) for {run.model}: "
-                            f"{seen[key].path} and {run.path}; pass only one")
-        seen[key] = run
         if run.model not in models:
             models.append(run.model)
-        member_runs[(run.task, run.model)] = run
+        if run.usable:
+            member_runs[(run.task, run.model)] = run
         ci = run.ci95
         cells.append(_measured_cell(spec, run.task, label, protocol, run.model, [run],
                                     run.score, ci, run.n_items))
@@ -148,7 +158,7 @@ def build_table(runs: Sequence[RunView], specs: dict[str, TaskSpec] | None = Non
             cells.append(_measured_cell(spec, run.task, _pass_hat_label(j, protocol), protocol,
                                         run.model, [run], score, None, n_items))
 
-    cells.extend(_group_rows(specs, member_runs, models))
+    cells.extend(_group_rows(specs, member_runs, models, problems))
     for task in dict.fromkeys(c["task"] for c in list(cells)):
         spec = task_specs.get(task) or specs[task].to_dict()
         cells.extend(_reported_cells(spec))
@@ -159,7 +169,36 @@ def build_table(runs: Sequence[RunView], specs: dict[str, TaskSpec] | None = Non
     frame["_off"] = ~frame.protocol.astype(bool)
     frame = (frame.sort_values(["_g", "group", "_r", "task", "_off", "metric"], kind="stable")
              .drop(columns=["_g", "_r", "_off"]).reset_index(drop=True))
-    return ComparisonTable(frame, models, reported_models)
+    return ComparisonTable(frame, models, reported_models, problems)
+
+
+def _one_run_per_cell(runs: Sequence[RunView], specs: dict[str, TaskSpec],
+                      task_specs: dict[str, dict[str, Any]]) -> tuple[list[RunView], list[str]]:
+    """The run shown in each cell (task, metric row, model), and the notes on runs that are not
+    finished. A cell with a run that has a score shows it over failed or unfinished runs (a crashed
+    run next to its rerun), which are then named in the notes; two runs with scores are refused."""
+    chosen: dict[tuple[str, str, str], RunView] = {}
+    left_out: list[RunView] = []
+    for run in runs:
+        spec = task_specs.setdefault(run.task, _spec_dict(run, specs))
+        key = (run.task, _metric_row(run.metric, run.k, spec)[0], run.model)
+        other = chosen.get(key)
+        if other is None:
+            chosen[key] = run
+            continue
+        if run.usable and other.usable:
+            raise UserError(f"two runs of {run.task} ({key[1]}) for {run.model}: "
+                            f"{other.path} and {run.path}; pass only one")
+        keep = run if run.usable or (not other.usable and (run.started or 0) > (other.started or 0)) \
+            else other
+        left_out.append(other if keep is run else run)
+        chosen[key] = keep
+    problems = [f"{r.run_id} ({r.task}, {r.model}): {r.status_text}"
+                + ("" if r.still_running else f"; continue it with `k2eval resume {r.path}`")
+                for r in chosen.values() if r.state != FINISHED]
+    problems += [f"{r.run_id} ({r.task}, {r.model}): {r.status_text} (not shown: another run "
+                 "of the same cell is)" for r in left_out]
+    return list(chosen.values()), problems
 
 
 def _measured_cell(spec: dict[str, Any], task: str, label: str, protocol: bool, model: str,
@@ -172,7 +211,12 @@ def _measured_cell(spec: dict[str, Any], task: str, label: str, protocol: bool, 
             "n_items": n_items, "n_errors": sum(r.n_errors for r in runs), "k": runs[0].k,
             "subset": any(r.subset for r in runs), "complete": all(r.complete for r in runs),
             "run_id": ",".join(r.run_id for r in runs), "vendor_copied": False,
-            "reported_text": ""}
+            "reported_text": "", "state": _worst_state(runs),
+            "status": "; ".join(r.status_text for r in runs if r.state != FINISHED) or FINISHED}
+
+
+def _worst_state(runs: list[RunView]) -> str:
+    return max((r.state for r in runs), key=RUN_STATES.index)
 
 
 def _reported_cells(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -193,15 +237,17 @@ def _reported_cells(spec: dict[str, Any]) -> list[dict[str, Any]]:
                       "protocol": True, "model": model, "kind": "reported", "score": score,
                       "ci_lo": None, "ci_hi": None, "n_items": None, "n_errors": None,
                       "k": spec.get("k"), "subset": False, "complete": True, "run_id": None,
-                      "vendor_copied": text.endswith("*"), "reported_text": text})
+                      "vendor_copied": text.endswith("*"), "reported_text": text,
+                      "state": "", "status": ""})
     return cells
 
 
 def _group_rows(specs: dict[str, TaskSpec], member_runs: dict[tuple[str, str], RunView],
-                models: list[str]) -> list[dict[str, Any]]:
+                models: list[str], problems: list[str]) -> list[dict[str, Any]]:
     """Rows for group tasks (e.g. tau2): the micro-average over all member runs' items.
 
-    A model gets a group cell when it has a run of every member under the same metric and k.
+    A model gets a group cell when it has a run of every member under the same metric and k
+    whose scores can be read (a damaged journal is named in `problems` instead).
     """
     cells: list[dict[str, Any]] = []
     for spec in specs.values():
@@ -212,7 +258,11 @@ def _group_rows(specs: dict[str, TaskSpec], member_runs: dict[tuple[str, str], R
             runs = [r for r in found if r is not None]
             if len(runs) < len(found) or len({(r.metric, r.k) for r in runs}) != 1:
                 continue
-            values = [v for r in runs for v in r.item_scores.values()]
+            try:
+                values = [v for r in runs for v in r.item_scores.values()]
+            except DamagedRun as exc:
+                problems.append(f"no {spec.name} micro-average for {model}: {exc}")
+                continue
             if not values:
                 continue
             label, protocol = _metric_row(runs[0].metric, runs[0].k, spec.to_dict())
@@ -261,5 +311,5 @@ def render_table_html(table: ComparisonTable) -> str:
     groups = [(group, rows.to_dict("records")) for group, rows in wide.groupby("group", sort=False)]
     return render("table.html", columns=columns, groups=groups, n_measured=len(table.models),
                   has_subset=bool(table.frame.subset.any()),
-                  has_incomplete=not bool(table.frame.complete.all()),
+                  has_incomplete=table.has_incomplete, problems=table.problems,
                   generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))

@@ -10,10 +10,11 @@ an older history in place (`SCHEMA_STEPS`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from k2eval.errors import UserError
@@ -57,13 +58,35 @@ class RunRow:
     """Output tokens the agent model spent (None for runs indexed before it was recorded)."""
 
 
-class HistoryStore(Protocol):
+class IndexWriter(Protocol):
+    """Where indexed nights and runs go: a history, or a rebuild of one in progress."""
+
+    def add_night(self, night: NightRow) -> None: ...
+    def add_run(self, run: RunRow, item_scores: dict[str, float]) -> None: ...
+
+
+@dataclass
+class PendingIndex:
+    """A rebuild in progress: rows collected until `HistoryStore.rebuilding` swaps them in."""
+
+    night_rows: list[NightRow] = field(default_factory=list)
+    run_rows: list[tuple[RunRow, dict[str, float]]] = field(default_factory=list)
+
+    def add_night(self, night: NightRow) -> None:
+        self.night_rows.append(night)
+
+    def add_run(self, run: RunRow, item_scores: dict[str, float]) -> None:
+        self.run_rows.append((run, dict(item_scores)))
+
+    def nights(self) -> list[NightRow]:
+        return list(self.night_rows)
+
+
+class HistoryStore(IndexWriter, Protocol):
     """What nightly and the dashboard need from a history database."""
 
     url: str
 
-    def add_night(self, night: NightRow) -> None: ...
-    def add_run(self, run: RunRow, item_scores: dict[str, float]) -> None: ...
     def replace_all(self, nights: list[NightRow],
                     runs: list[tuple[RunRow, dict[str, float]]]) -> None:
         """Swap the whole index for these rows in one transaction."""
@@ -80,6 +103,10 @@ class HistoryStore(Protocol):
         ...
     def item_scores(self, run_id: str) -> dict[str, float]: ...
     def clear(self) -> None: ...
+    def rebuilding(self) -> contextlib.AbstractContextManager[PendingIndex]:
+        """A new, empty index to fill; it replaces this one (in one transaction) when the
+        block ends without an error, and is thrown away otherwise (this one is unchanged)."""
+        ...
     def close(self) -> None: ...
 
 
@@ -228,6 +255,12 @@ class SQLHistory:
 
     def clear(self) -> None:
         self._write(self._clear)
+
+    @contextlib.contextmanager
+    def rebuilding(self) -> Iterator[PendingIndex]:
+        pending = PendingIndex()
+        yield pending
+        self.replace_all(pending.night_rows, pending.run_rows)
 
     # --- reading -----------------------------------------------------------------------------
     def _select(self, query: Any) -> list[Any]:

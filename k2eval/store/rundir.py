@@ -3,6 +3,10 @@
 Every write that can be interrupted is either an append of one whole line followed by a flush
 (the journals) or a write to a temporary file renamed into place (the JSON documents), so a
 kill -9 at any moment leaves at worst one partial trailing line, which readers drop.
+
+Writers open a run directory with `RunDir.create` or `RunDir.open`, which take its writer lock
+(`store.lock`) and hold it until `close()`; a second writer fails at once naming the first.
+Readers use `load_run` or the plain constructor and never lock.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import IO, Any
 from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import RunDirError
 from k2eval.spec import redact_url_credentials
+from k2eval.store.lock import WriterLock
 
 MANIFEST = "manifest.json"
 ATTEMPTS = "attempts.jsonl"
@@ -88,15 +93,36 @@ class RunDir:
         self.redact = redactor or Redactor()
         self._attempts_fh: IO[str] | None = None
         self._scores_fh: IO[str] | None = None
+        self.lock: WriterLock | None = None
 
     @classmethod
     def create(cls, path: Path, manifest: dict[str, Any], redactor: Redactor | None = None) -> RunDir:
+        """A new run directory, locked for this process until `close()`."""
+        path = Path(path)
         if (path / MANIFEST).exists():
             raise RunDirError(f"{path} already holds a run: use `k2eval resume {path}` "
                               "or choose another --run-id")
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path, redactor)
-        run.write_manifest(manifest)
+        run.lock = WriterLock.acquire(path)
+        try:
+            if (path / MANIFEST).exists():  # created by another process since the check above
+                raise RunDirError(f"{path} already holds a run: use `k2eval resume {path}` "
+                                  "or choose another --run-id")
+            run.write_manifest(manifest)
+        except BaseException:
+            run.close()
+            raise
+        return run
+
+    @classmethod
+    def open(cls, path: Path, redactor: Redactor | None = None) -> RunDir:
+        """An existing run directory opened for writing (resume, rescore), locked until `close()`."""
+        path = Path(path)
+        if not (path / MANIFEST).is_file():
+            raise RunDirError(f"{path / MANIFEST} is missing: is {path} a k2eval run directory?")
+        run = cls(path, redactor)
+        run.lock = WriterLock.acquire(path)
         return run
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
@@ -165,10 +191,14 @@ class RunDir:
         return path
 
     def close(self) -> None:
+        """Close the journals and give up the writer lock."""
         for fh in (self._attempts_fh, self._scores_fh):
             if fh is not None:
                 fh.close()
         self._attempts_fh = self._scores_fh = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 @dataclass

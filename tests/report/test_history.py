@@ -64,7 +64,8 @@ def test_runs_item_scores_and_latest_baseline(database_url: str) -> None:
     store.add_run(_row("r1", "n2", 101.0, score=99.0), {"a": 0.25})  # re-indexing replaces
     assert store.run("r1").score == 99.0  # type: ignore[union-attr]
     assert store.item_scores("r1") == {"a": 0.25}
-    store.clear()
+    with store.rebuilding() as fresh:
+        assert fresh.nights() == [] and store.run("r1") is not None
     assert store.nights() == [] and store.run("r1") is None
     store.close()
 

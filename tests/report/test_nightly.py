@@ -63,7 +63,7 @@ def nightly_env(fake_openai: Callable[..., Any], shared_data: Path, tmp_path: Pa
 
 
 def _night_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "nights").iterdir() if p.is_dir())
+    return sorted(p for p in (root / "nights").iterdir() if p.is_dir() and p.name != "dashboard")
 
 
 def test_planted_regression_fails_the_night_and_is_named(

@@ -1,19 +1,34 @@
-"""Nightly verdicts with hand-made runs: thresholds, protocol changes, failed runs, baselines."""
+"""Nightly verdicts with hand-made runs: thresholds, protocol changes, failed runs, baselines;
+rebuilding the history index from the run directories."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runfixtures import task_spec, write_run
 
+import k2eval.report.nightly as nightly_module
+from k2eval.cli import main
 from k2eval.errors import EndpointUnreachable, UserError
 from k2eval.report.nightly import NightResult, Thresholds, run_nightly
 from k2eval.spec import RunConfig, TaskSpec
 from k2eval.store.history import HistoryStore, open_history
 
-Night = tuple[TaskSpec, list[float]] | Exception
+Night = tuple[TaskSpec, list[float]] | Exception | str
+INTERRUPTED = "interrupted"
+"""A night step: the run stops before writing its summary (Ctrl-C, SIGTERM)."""
+
+
+def interrupt(run: Path) -> Path:
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    (run / "summary.json").unlink()
+    return run
 
 
 class Nights:
@@ -26,6 +41,9 @@ class Nights:
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step
+        if step == INTERRUPTED:
+            return interrupt(write_run(out, ONE, "m", {"q0": [1.0]}, run_id=f"cut-{out.name}"))
+        assert not isinstance(step, str)
         spec, values = step
         return write_run(out, spec, "m", {f"q{i}": [v] * spec.k for i, v in enumerate(values)},
                          run_id=f"{spec.name}-{out.name}")
@@ -120,3 +138,75 @@ def test_group_task_is_judged_on_pooled_member_items(tmp_path: Path) -> None:
     assert night.exit_code == 1
     assert not (night.night_dir / "compare" / "tau2-openai-m.html").exists()
     assert (night.night_dir / "compare" / "tau2-retail-openai-m.html").exists()
+
+
+def test_an_unfinished_run_is_a_failed_verdict_and_never_a_baseline(
+        nightly: Callable[..., list[NightResult]]) -> None:
+    _, cut, after = nightly([(ONE, [1.0] * 8), INTERRUPTED, (ONE, [0.0] * 8)])
+    verdict = cut.verdicts[0]
+    assert (verdict.status, cut.exit_code) == ("failed", 3)
+    assert verdict.note.startswith("unfinished (interrupted); continue it with `k2eval resume ")
+    md = (cut.night_dir / "regression.md").read_text()
+    assert "| failed | – |" in md and "unfinished (interrupted)" in md
+    record = json.loads((cut.night_dir / "night.json").read_text())["runs"][0]
+    assert (record["status"], record["error"]) == ("failed", "unfinished (interrupted)")
+    # the next night is judged against the last night with a score, not the unfinished one
+    baseline = after.verdicts[0].baseline
+    assert baseline is not None and baseline.night_id != cut.night_id
+    assert after.verdicts[0].status == "regressed"
+
+
+def _index(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(db) as con:
+        return {table: con.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                for table in ("nights", "runs", "item_scores")}
+
+
+def test_reindex_keeps_every_night_and_names_the_unfinished_run(
+        nightly: Callable[..., list[NightResult]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    nights = nightly([(ONE, [1.0] * 8), (ONE, [1.0] * 8), (ONE, [0.0] * 4 + [1.0] * 4)])
+    crashed = interrupt(write_run(nights[1].night_dir, ONE, "m", {"q0": [1.0]}, run_id="crashed"))
+    db = tmp_path / "h.db"
+    before = _index(db)
+    assert len(before["nights"]) == 3 and len(before["runs"]) == 3
+    capsys.readouterr()
+    assert main(["nightly", "reindex", "--history", str(db), "--out", str(tmp_path / "nights")]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 3 runs from 3 nights" in out
+    assert "skipped 1 run directories without a score" in out
+    assert f"  {crashed}: unfinished (interrupted)" in out
+    assert _index(db) == before
+    assert not list(tmp_path.glob(".h.db.rebuild-*"))
+
+
+def _fail_on_second_run(real: Callable[..., Any]) -> Callable[..., Any]:
+    calls = []
+
+    def index_run(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    return index_run
+
+
+@pytest.mark.parametrize("failure", ["damaged night record", "error while indexing"])
+def test_a_reindex_that_fails_midway_leaves_the_old_index_intact(
+        nightly: Callable[..., list[NightResult]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    nights = nightly([(ONE, [1.0] * 8), (ONE, [1.0] * 8), (ONE, [0.0] * 8)])
+    db = tmp_path / "h.db"
+    before = _index(db)
+    args = ["nightly", "reindex", "--history", str(db), "--out", str(tmp_path / "nights")]
+    if failure == "damaged night record":
+        (nights[2].night_dir / "night.json").write_text('{"night_id": ')
+        assert main(args) == 2
+    else:
+        monkeypatch.setattr(nightly_module, "index_run",
+                            _fail_on_second_run(nightly_module.index_run))
+        with pytest.raises(OSError, match="No space left"):
+            main(args)
+    assert _index(db) == before
+    assert not list(tmp_path.glob(".h.db.rebuild-*"))

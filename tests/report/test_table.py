@@ -144,8 +144,7 @@ def test_bad_run_directories_are_named(make_run: MakeRun, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     run = make_run(MATH, "alpha", _outcomes(3, lambda i: [1.0, 0.0]))
     (run / "summary.json").unlink()
-    with pytest.raises(RunDirError, match=r"summary\.json is missing.*k2eval resume"):
-        RunView.load(run)
+    assert RunView.load(run).status_text == "unfinished (no summary.json)"
     other = make_run(MATH, "gamma", _outcomes(3, lambda i: [1.0, 0.0]))
     (other / "attempts.jsonl").unlink()
     with pytest.raises(RunDirError, match=r"gamma/attempts\.jsonl is missing"):
