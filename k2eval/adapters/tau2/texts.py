@@ -127,7 +127,7 @@ def locate_source(option: str | None, data_dir: Path | None) -> Path | None:
                               f"src/tau2/{AGENT_FILE}); point it at a tau2-bench checkout")
         return package.resolve()
     if data_dir is not None:  # a checkout: <repo>/data/tau2 beside <repo>/src/tau2
-        data_dir = data_dir.resolve()
+        data_dir = data_dir.absolute()
         if data_dir.name == "tau2" and data_dir.parent.name == "data":
             return _package_dir(data_dir.parent.parent / "src" / "tau2")
     return None
