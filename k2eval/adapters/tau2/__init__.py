@@ -54,9 +54,10 @@ from k2eval.scoring import group_by_item, mean
 from k2eval.spec import RunConfig, TaskSpec
 
 
-def _texts(spec: TaskSpec, data_dir: Path) -> Texts:
-    option = spec.option("tau2_source")
-    return load_texts(str(option) if option else None, data_dir)
+def _run_texts(config: RunConfig) -> Texts:
+    """The texts of a run: every attempt and the run's conditions decide alike."""
+    option = config.task.option("tau2_source")
+    return load_texts(str(option) if option else None, resolve_data_dir(config.data))
 
 
 def _max_tool_errors(spec: TaskSpec) -> int | None:
@@ -89,7 +90,7 @@ class Tau2Adapter(Adapter):
                 for task in load_tasks(root, domain)]
 
     async def setup(self, config: RunConfig) -> None:
-        texts = _texts(config.task, resolve_data_dir(config.data))
+        texts = _run_texts(config)
         if texts.source is None:
             print("warning: tau2: no tau2-bench source tree (pass --option tau2_source=PATH "
                   "or set TAU2_SOURCE_DIR): the agent instruction and tool descriptions are "
@@ -101,7 +102,7 @@ class Tau2Adapter(Adapter):
 
     def conditions(self, config: RunConfig) -> dict[str, Any]:
         spec = config.task
-        out = _texts(spec, resolve_data_dir(config.data)).conditions()
+        out = _run_texts(config).conditions()
         if spec.option("agent_instructions_file"):
             out |= {"agent_instruction": f"file {spec.option('agent_instructions_file')}",
                     "official_texts": False}
@@ -111,7 +112,7 @@ class Tau2Adapter(Adapter):
     async def solve(self, item: Item, ctx: AttemptContext) -> SolveResult:
         root, domain, task = Path(item.data["data_dir"]), item.data["domain"], item.data["task"]
         env = await asyncio.to_thread(initial_environment, root, domain, task)
-        texts = _texts(ctx.spec, root)
+        texts = _run_texts(ctx.config)
         instructions_file = ctx.spec.option("agent_instructions_file")
         conversation = await run_conversation(
             ctx, env, task, texts=texts, policy=load_policy(root, domain),

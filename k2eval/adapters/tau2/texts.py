@@ -129,7 +129,8 @@ def locate_source(option: str | None, data_dir: Path | None) -> Path | None:
     if data_dir is not None:  # a checkout: <repo>/data/tau2 beside <repo>/src/tau2
         data_dir = data_dir.absolute()
         if data_dir.name == "tau2" and data_dir.parent.name == "data":
-            return _package_dir(data_dir.parent.parent / "src" / "tau2")
+            package = _package_dir(data_dir.parent.parent / "src" / "tau2")
+            return package.resolve() if package else None
     return None
 
 
@@ -137,17 +138,24 @@ def locate_source(option: str | None, data_dir: Path | None) -> Path | None:
 
 def load_texts(option: str | None, data_dir: Path | None) -> Texts:
     """The texts a run sends: tau2's from the located tree, else k2eval's own wording."""
-    kits = _toolkits()
     package = locate_source(option, data_dir)
-    if package is None:
-        return own_texts({name: kit.schemas for name, kit in kits.items()})
+    return _own_texts() if package is None else _checked_texts(package)
+
+
+@cache
+def _own_texts() -> Texts:
+    return own_texts({name: kit.schemas for name, kit in _toolkits().items()})
+
+
+@cache
+def _checked_texts(package: Path) -> Texts:
     texts = official_texts(package, _fallbacks())
-    for name, kit in kits.items():
-        theirs = [s["function"]["name"] for s in texts.tools[name]]
-        if set(theirs) != set(kit.tool_defs()):
-            raise SourceError(f"tau2-bench source tree {package}: {name} has tools "
-                              f"{sorted(set(theirs) ^ set(kit.tool_defs()))} that k2eval "
-                              "does not (or only k2eval) implements; use tau2-bench 0.1.3")
+    for name, kit in _toolkits().items():
+        theirs = {s["function"]["name"] for s in texts.tools[name]}
+        if theirs != set(kit.tool_defs()):
+            raise SourceError(f"tau2-bench source tree {package}: {name} differs from k2eval's "
+                              f"in tools {sorted(theirs ^ set(kit.tool_defs()))}; "
+                              "use tau2-bench 0.1.3")
     return texts
 
 
