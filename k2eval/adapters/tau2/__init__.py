@@ -5,7 +5,7 @@ picks the domain. Each attempt is a half-duplex conversation between the agent (
 prompt: the domain policy), an LLM user simulator (`--user-model`, temperature 0) and the
 domain's environment; its reward is tau2's product over the task's reward basis, with every
 component's verdict stored in the score's details. Headline: Avg@k (mean reward); pass^k
-for k = 1..trials and the per-task rewards are reported under `breakdowns`.
+(k up to the fewest trials of any task) and the per-task rewards are under `breakdowns`.
 
 Texts: the agent's instruction and system prompt, the simulator's prompt layout and every
 tool description and schema both sides see are tau2-bench's own, read (not imported) from a
