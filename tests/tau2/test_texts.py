@@ -289,3 +289,23 @@ def test_a_tree_missing_a_file_or_with_other_tools_is_refused(
     (missing / "src/tau2/domains/retail/tools.py").unlink()
     with pytest.raises(SourceError, match=r"lacks domains/retail/tools\.py"):
         load_texts(str(missing), None)
+
+
+@pytest.mark.parametrize("annotation", [
+    int, float, str | None, list[str], dict[str, int], "CabinClass", "FlightInfo",
+    "list[Passenger | dict]", "APNSettings", "LineStatus", "Optional[Reservation]",
+    "typing.Literal[1, 2]", "Union[None, FlightInfo]", "Union[FlightInfo, None, dict]",
+    "list[Optional[Payment]]",
+], ids=str)
+def test_the_schema_writer_agrees_with_pydantic_2_10(annotation: Any) -> None:
+    from k2eval.adapters.tau2 import airline, telecom
+    from k2eval.adapters.tau2.schema import FieldSpec, parameters_schema
+    from k2eval.adapters.tau2.texts import python_type
+
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {**vars(airline), **vars(telecom), **TYPING,
+                                       "typing": typing})
+    fields = (FieldSpec("value", python_type(annotation), required=True, description="A."),)
+    expected = create_model(
+        "parameters", value=(annotation, Field(..., description="A."))).model_json_schema()
+    assert json.dumps(parameters_schema(fields)) == json.dumps(as_pydantic_2_10(expected))

@@ -3,7 +3,7 @@
 tau2 turns a tool's signature into `create_model("parameters", ...).model_json_schema()`.
 Other pydantic versions write some types differently (2.11+ adds `"additionalProperties":
 true` to a plain `dict`), so k2eval writes the schema itself, for the types tau2's tools use:
-str/int/float/bool/Any, dict, lists, unions and Optional, string literals, enums and models
+str/int/float/bool/Any, dict, lists, unions and Optional, literals, enums and models
 (which go to `$defs`). Keys are sorted as pydantic sorts them: everywhere except inside
 `properties` and `default`.
 """
@@ -70,8 +70,12 @@ class ModelSpec:
 @dataclass(frozen=True)
 class EnumSpec:
     name: str
-    values: tuple[str, ...]
+    members: tuple[tuple[str, str], ...]  # (member name, value)
     doc: str | None = None
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return tuple(value for _, value in self.members)
 
 
 Type = Prim | ListOf | DictOf | AnyOf | Lit | ModelSpec | EnumSpec
@@ -92,9 +96,13 @@ def _type_schema(t: Type, defs: _Defs) -> dict[str, Any]:
     if isinstance(t, AnyOf):
         return {"anyOf": [_type_schema(o, defs) for o in t.options]}
     if isinstance(t, Lit):
-        if len(t.values) < 2 or not all(isinstance(v, str) for v in t.values):
+        kinds = {type(v) for v in t.values}
+        if kinds not in ({str}, {int}):
             raise UnsupportedType(f"Literal{list(t.values)}")
-        return {"enum": list(t.values), "type": "string"}
+        out: dict[str, Any] = {"type": "string" if kinds == {str} else "integer"}
+        if len(t.values) == 1:
+            return out | {"const": t.values[0]}
+        return out | {"enum": list(t.values)}
     if isinstance(t, EnumSpec):
         if t.name not in defs.schemas:
             enum: dict[str, Any] = {"enum": list(t.values), "title": t.name, "type": "string"}
@@ -111,13 +119,21 @@ def _type_schema(t: Type, defs: _Defs) -> dict[str, Any]:
 
 def _field_schema(spec: FieldSpec, defs: _Defs) -> dict[str, Any]:
     out = _type_schema(spec.type, defs)
-    if set(out) != {"$ref"}:  # pydantic gives no title to a field that is a bare reference
+    if not _is_reference(out):  # pydantic titles no field that is (optionally) a reference
         out["title"] = spec.name.replace("_", " ").title()
     if spec.has_default:
         out["default"] = spec.default
     if spec.description is not None:
         out["description"] = spec.description
     return out
+
+
+def _is_reference(schema: dict[str, Any]) -> bool:
+    if set(schema) == {"$ref"}:
+        return True
+    options = schema.get("anyOf") if set(schema) == {"anyOf"} else None
+    return (options is not None and len(options) == 2 and options[1] == {"type": "null"}
+            and set(options[0]) == {"$ref"})
 
 
 def _object_schema(title: str, fields: tuple[FieldSpec, ...], defs: _Defs, *,

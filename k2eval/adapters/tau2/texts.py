@@ -358,10 +358,10 @@ class _Reader:
         bases = [ast.unparse(b) for b in cls.bases]
         doc = ast.get_docstring(cls)
         if "Enum" in bases or "StrEnum" in bases:
-            values = [self.value(mod, n.value) for n in cls.body
-                      if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
-                      and not n.targets[0].id.startswith("_")]
-            return EnumSpec(cls.name, tuple(values), doc)
+            members = [(n.targets[0].id, self.value(mod, n.value)) for n in cls.body
+                       if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+                       and not n.targets[0].id.startswith("_")]
+            return EnumSpec(cls.name, tuple(members), doc)
         fields: dict[str, FieldSpec] = {}
         forbid = "BaseModelNoExtra" in bases
         for base in bases:
@@ -401,24 +401,12 @@ class _Reader:
         """A literal (or an enum member: its value), as JSON."""
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             enum = self.named(mod, node.value.id)
-            cls = self._class_node(mod, node.value.id)
-            if isinstance(enum, EnumSpec) and cls is not None:
-                for n in cls.body:
-                    if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == node.attr:
-                        return self.value(mod, n.value)
+            if isinstance(enum, EnumSpec) and node.attr in dict(enum.members):
+                return dict(enum.members)[node.attr]
         try:
             return ast.literal_eval(node)
         except ValueError:
             raise UnsupportedType(ast.unparse(node)) from None
-
-    def _class_node(self, mod: _Module, name: str) -> ast.ClassDef | None:
-        if name in mod.classes:
-            return mod.classes[name]
-        if name in mod.imports and mod.imports[name].startswith("tau2."):
-            parts = mod.imports[name].split(".")[1:]
-            other = self._module(self.package.joinpath(*parts).with_suffix(".py"))
-            return None if other is None else self._class_node(other, name)
-        return None
 
     def fallback(self, name: str) -> Type:
         """k2eval's own definition of a data model the tree does not hold."""
@@ -445,7 +433,7 @@ def python_type(obj: Any) -> Type:
     if obj is type(None):
         return Prim("None")
     if isinstance(obj, type) and issubclass(obj, Enum):
-        return EnumSpec(obj.__name__, tuple(m.value for m in obj), _own_doc(obj, Enum))
+        return EnumSpec(obj.__name__, tuple((m.name, m.value) for m in obj), _own_doc(obj, Enum))
     if isinstance(obj, type) and issubclass(obj, BaseModel):
         fields = tuple(
             FieldSpec(name, python_type(info.annotation), required=info.is_required(),
@@ -470,9 +458,11 @@ def _json_default(value: Any) -> Any:
 
 
 def _union(*options: Type) -> Type:
+    """A union as pydantic sees it: flattened, with None (if any) last."""
     flat: list[Type] = []
     for option in options:
         flat.extend(option.options if isinstance(option, AnyOf) else (option,))
+    flat.sort(key=lambda t: t == Prim("None"))
     return AnyOf(tuple(flat)) if len(flat) > 1 else flat[0]
 
 
