@@ -207,3 +207,16 @@ def test_the_group_task_is_not_run_directly(tau2_root: Path) -> None:
         Tau2Adapter().load(load_task("tau2"), str(tau2_root))
     items = Tau2Adapter().load(load_task("tau2-telecom"), str(tau2_root))
     assert len(items) == 114 and items[0].meta == {"domain": "telecom"}
+
+
+@pytest.mark.parametrize("value", [0, -3, "ten", True])
+def test_a_tool_error_cut_off_that_is_not_a_positive_integer_is_refused(
+        tau2_root: Path, value: Any) -> None:
+    from k2eval.adapters.tau2 import Tau2Adapter
+    from k2eval.engine.config import build_run_config
+    from k2eval.errors import ConfigError
+
+    config = build_run_config("tau2-airline", "openai:agent", data=str(tau2_root),
+                              options={"max_tool_errors": value})
+    with pytest.raises(ConfigError, match="max_tool_errors must be a positive integer"):
+        Tau2Adapter().conditions(config)
