@@ -309,3 +309,17 @@ def test_the_schema_writer_agrees_with_pydantic_2_10(annotation: Any) -> None:
     expected = create_model(
         "parameters", value=(annotation, Field(..., description="A."))).model_json_schema()
     assert json.dumps(parameters_schema(fields)) == json.dumps(as_pydantic_2_10(expected))
+
+
+def test_rescoring_does_not_need_the_source_tree_the_run_was_sent_from(
+        tau2_src: Path, tau2_root: Path, fake_openai: ServerFactory, tmp_path: Path) -> None:
+    tree = tmp_path / "tau2-bench"
+    shutil.copytree(tau2_src, tree)
+    result, _ = play("retail", fake_openai, tau2_root, tmp_path / "runs", tau2_source=str(tree))
+    attempt = json.loads((result.path / "attempts.jsonl").read_text().splitlines()[0])
+    assert attempt["output"]["official_texts"] is False  # the tree lacks tau2's data models
+    shutil.rmtree(tree)
+    rescored = k2eval.rescore_run(result.path, progress=False)
+    assert rescored.summary["score"] == result.summary["score"]
+    assert rescored.summary["conditions"]["tool_texts"].startswith("unknown (--option tau2_source=")
+    assert rescored.summary["conditions"]["official_texts"] is False

@@ -12,7 +12,9 @@ tool description and schema both sides see are tau2-bench's own, read (not impor
 tau2-bench source tree (see `texts.py`): `--option tau2_source=PATH`, `$TAU2_SOURCE_DIR`, or
 the checkout the data directory belongs to. Without one the run uses k2eval's own wording,
 says so in one line, and records `official_texts: false` in the manifest and summary
-conditions. `--option agent_instructions_file=PATH` replaces the agent's instruction.
+conditions. `--option agent_instructions_file=PATH` replaces the agent's instruction. Each
+attempt records `official_texts` in its output; rescoring does not need the tree (without it
+the rescored run's conditions say the texts are unknown).
 
 Rules of tau2-bench 0.1.3 kept on purpose: tools get the model's argument values as they are
 (no coercion: "2" stays a string, so a wrong type fails or corrupts the database there as it
@@ -48,7 +50,7 @@ from k2eval.adapters.tau2.environment import initial_environment
 from k2eval.adapters.tau2.evaluation import JudgeError, compute_reward
 from k2eval.adapters.tau2.metrics import pass_hat_ks
 from k2eval.adapters.tau2.simulation import MAX_STEPS, run_conversation
-from k2eval.adapters.tau2.texts import Texts, load_texts
+from k2eval.adapters.tau2.texts import SourceError, Texts, load_texts
 from k2eval.errors import ConfigError
 from k2eval.scoring import group_by_item, mean
 from k2eval.spec import RunConfig, TaskSpec
@@ -102,7 +104,10 @@ class Tau2Adapter(Adapter):
 
     def conditions(self, config: RunConfig) -> dict[str, Any]:
         spec = config.task
-        out = _run_texts(config).conditions()
+        try:
+            out = _run_texts(config).conditions()
+        except SourceError as exc:  # only on rescore: a run checks its tree in `setup`
+            out = {"tool_texts": f"unknown ({exc})", "official_texts": False}
         if spec.option("agent_instructions_file"):
             out |= {"agent_instruction": f"file {spec.option('agent_instructions_file')}",
                     "official_texts": False}
