@@ -105,14 +105,22 @@ def test_tool_errors_are_reported_to_the_agent_and_recovery_still_counts(
     assert "not valid JSON" in third_agent_call["messages"][-1]["content"]
 
 
-def test_too_many_tool_errors_end_the_conversation_with_zero(
+@pytest.mark.parametrize(("options", "termination", "errors"), [
+    ({}, "max_steps", 14),  # tau2 0.1.3: errors are never counted towards a cut-off
+    ({"max_tool_errors": 10}, "too_many_errors", 10),  # tau2 1.0's cut-off, when asked for
+])
+def test_tool_errors_end_the_conversation_only_when_the_cut_off_is_asked_for(
+        options: dict[str, Any], termination: str, errors: int,
         fake_openai: ServerFactory, tau2_root: Path, tmp_path: Path) -> None:
     responder = scripted_pair([Reply(tool_calls=[("get_order_details", {"order_id": "nope"})])],
                               stop_when("done"))
-    _, attempt, score, _ = run("retail", "0", responder, fake_openai, tau2_root, tmp_path)
-    assert attempt["output"]["termination"] == "too_many_errors"
-    assert attempt["output"]["tool_errors"] == 10
-    assert score["score"] == 0.0 and "too_many_errors" in score["reason"]
+    result = run("retail", "0", responder, fake_openai, tau2_root, tmp_path, max_steps=30,
+                 options=options)
+    summary, attempt, score, _ = result
+    assert attempt["output"]["termination"] == termination
+    assert attempt["output"]["tool_errors"] == errors
+    assert score["score"] == 0.0 and termination in score["reason"]
+    assert summary["conditions"]["max_tool_errors"] == options.get("max_tool_errors")
 
 
 def test_transfer_to_a_human_ends_with_the_users_transfer_token(

@@ -111,18 +111,32 @@ def test_judge_that_never_answers_json_is_an_error_not_a_pass(fake_openai: Serve
     assert len(server.requests) == 2
 
 
-def test_pass_hat_k_over_trials() -> None:
-    def scores(item: str, values: list[float]) -> list[Score]:
-        return [Score(item, i, v) for i, v in enumerate(values)]
+def _trials(**rewards: list[float]) -> dict[str, list[Score]]:
+    return {item: [Score(item, i, v) for i, v in enumerate(values)]
+            for item, values in rewards.items()}
 
-    by_item = {"a": scores("a", [1, 1, 1, 1]), "b": scores("b", [1, 1, 0, 0]),
-               "c": scores("c", [0, 0, 0, 0])}
-    result = pass_hat_ks(by_item)
+
+def test_pass_hat_k_over_trials() -> None:
+    result = pass_hat_ks(_trials(a=[1, 1, 1, 1], b=[1, 1, 0, 0], c=[0, 0, 0, 0]))
     # b: C(2,k)/C(4,k) = 1/2, 1/6, 0, 0
     assert result["pass^1"]["score"] == pytest.approx(100 * (1 + 0.5) / 3, abs=1e-3)
     assert result["pass^2"]["score"] == pytest.approx(100 * (1 + 1 / 6) / 3, abs=1e-3)
     assert result["pass^3"]["score"] == result["pass^4"]["score"] == pytest.approx(100 / 3, abs=1e-3)
     assert result["pass^4"]["n_items"] == 3
+
+
+@pytest.mark.parametrize(("rewards", "expected"), [
+    # k stops at the fewest trials (b has 2), and every task counts for every k
+    ({"a": [1, 1, 1, 1], "b": [1, 0]}, {"pass^1": 75.0, "pass^2": 50.0}),
+    ({"a": [1, 0, 1], "b": [1]}, {"pass^1": 100 * (2 / 3 + 1) / 2}),
+    # success is a reward within 1e-6 of 1, as in tau2
+    ({"a": [0.9999995, 1.0], "b": [0.99, 1.0]}, {"pass^1": 75.0, "pass^2": 50.0}),
+])
+def test_pass_hat_k_caps_k_at_the_fewest_trials_of_any_task_as_tau2_does(
+        rewards: dict[str, list[float]], expected: dict[str, float]) -> None:
+    result = pass_hat_ks(_trials(**rewards))
+    assert {k: v["score"] for k, v in result.items()} == pytest.approx(expected, abs=1e-3)
+    assert {v["n_items"] for v in result.values()} == {len(rewards)}
 
 
 def test_views_route_messages_like_tau2() -> None:
@@ -193,3 +207,16 @@ def test_the_group_task_is_not_run_directly(tau2_root: Path) -> None:
         Tau2Adapter().load(load_task("tau2"), str(tau2_root))
     items = Tau2Adapter().load(load_task("tau2-telecom"), str(tau2_root))
     assert len(items) == 114 and items[0].meta == {"domain": "telecom"}
+
+
+@pytest.mark.parametrize("value", [0, -3, "ten", True])
+def test_a_tool_error_cut_off_that_is_not_a_positive_integer_is_refused(
+        tau2_root: Path, value: Any) -> None:
+    from k2eval.adapters.tau2 import Tau2Adapter
+    from k2eval.engine.config import build_run_config
+    from k2eval.errors import ConfigError
+
+    config = build_run_config("tau2-airline", "openai:agent", data=str(tau2_root),
+                              options={"max_tool_errors": value})
+    with pytest.raises(ConfigError, match="max_tool_errors must be a positive integer"):
+        Tau2Adapter().conditions(config)

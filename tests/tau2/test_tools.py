@@ -49,7 +49,49 @@ def test_bad_calls_are_error_results_not_crashes(airline: Environment) -> None:
     assert "not valid JSON" in error(airline, "get_user_details", '{"user_id": ')
     assert "user_id" in error(airline, "get_user_details", {})
     assert "typo" in error(airline, "get_user_details", {"user_id": "mia_li_3668", "typo": 1})
+    assert "must be a JSON object" in error(airline, "get_user_details", '["mia_li_3668"]')
     assert error(airline, "get_user_details", {"user_id": "nobody_1"}) == "Error: User nobody_1 not found"
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # tau2 warns alike
+def test_arguments_reach_tools_as_sent_without_coercion_as_in_tau2(tau2_root: Path) -> None:
+    """tau2 calls the tool with the decoded JSON values: "2" stays a string."""
+    as_int, as_str = build_environment(tau2_root, "airline"), build_environment(tau2_root, "airline")
+    # arithmetic on a string fails where tau2's does...
+    assert error(as_str, "update_reservation_baggages",
+                 {"reservation_id": "4WQ150", "total_baggages": 6, "nonfree_baggages": "1",
+                  "payment_id": "gift_card_3576581"}) == \
+        "Error: unsupported operand type(s) for -: 'str' and 'int'"
+    # ...and a string that is only stored is stored as a string, so the database differs
+    # from the one an integer gives (and the task's database check fails, as in tau2)
+    for env, total in ((as_int, 6), (as_str, "6")):
+        call(env, "update_reservation_baggages", reservation_id="4WQ150", total_baggages=total,
+             nonfree_baggages=0, payment_id="gift_card_3576581")
+    assert as_str.tools.db.reservations["4WQ150"].total_baggages == "6"
+    assert as_int.tools.db.reservations["4WQ150"].total_baggages == 6
+    assert not as_int.same_state(as_str)
+    # a model the tool builds itself validates (and converts) as tau2's does
+    assert call(as_str, "send_certificate", user_id="mia_li_3668", amount="150") == \
+        "Certificate certificate_3221322 added to user mia_li_3668 with amount 150."
+    certificate = as_str.tools.db.users["mia_li_3668"].payment_methods["certificate_3221322"]
+    assert certificate.amount == 150.0
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"reservation_id": "4WQ150"},
+     "Error: AirlineTools.update_reservation_passengers() missing 1 required positional "
+     "argument: 'passengers'"),
+    ({"reservation_id": "4WQ150", "passengers": [], "note": "x"},
+     "Error: AirlineTools.update_reservation_passengers() got an unexpected keyword argument "
+     "'note'"),
+    ({"reservation_id": "4WQ150", "passengers": ["Chen Lee"]},  # not dicts: kept as they are
+     "Error: Number of passengers does not match"),
+    ({"reservation_id": "4WQ150", "passengers": [{"first_name": "Chen"}] * 3},
+     "Error: 2 validation errors for Passenger"),
+])
+def test_missing_unknown_or_malformed_arguments_fail_with_pythons_message(
+        airline: Environment, arguments: dict[str, Any], message: str) -> None:
+    assert error(airline, "update_reservation_passengers", arguments).startswith(message)
 
 
 def test_schemas_are_openai_functions(airline: Environment, retail: Environment,

@@ -9,7 +9,7 @@ non-free bag 50; cancelling refunds every payment and does not release seats.
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -190,6 +190,17 @@ class FlightDB(BaseModel):
     reservations: dict[str, Reservation]
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _from_dicts(items: Any, model: type[M]) -> Any:
+    """tau2's handling of raw list arguments: a list of only dicts becomes models; anything
+    else is kept as it is (and fails, or not, further on exactly as in tau2)."""
+    if all(isinstance(item, dict) for item in items):
+        return [model(**item) for item in items]
+    return items
+
+
 class AirlineTools(AgentToolkit[FlightDB]):
     """The airline agent's tools."""
 
@@ -266,6 +277,9 @@ class AirlineTools(AgentToolkit[FlightDB]):
             nonfree_baggages: Number of checked bags that must be paid for.
             insurance: 'yes' or 'no' for travel insurance.
         """
+        flights = _from_dicts(flights, FlightInfo)
+        passengers = _from_dicts(passengers, Passenger)
+        payment_methods = _from_dicts(payment_methods, Payment)
         user = self._user(user_id)
         reservation_id = next((r for r in RESERVATION_IDS if r not in self.db.reservations), None)
         if reservation_id is None:
@@ -445,6 +459,7 @@ class AirlineTools(AgentToolkit[FlightDB]):
             flights: Every flight segment of the updated reservation, unchanged segments included.
             payment_id: A payment method id from the user's profile, such as 'credit_card_7815826' or 'gift_card_7815826'.
         """
+        flights = _from_dicts(flights, FlightInfo)
         reservation = self._reservation(reservation_id)
         user = self._user(reservation.user_id)
         n_passengers = len(reservation.passengers)
@@ -486,6 +501,7 @@ class AirlineTools(AgentToolkit[FlightDB]):
             reservation_id: The reservation id, such as 'ZFA04Y'.
             passengers: Every passenger, each with first name, last name and date of birth.
         """
+        passengers = _from_dicts(passengers, Passenger)
         reservation = self._reservation(reservation_id)
         if len(passengers) != len(reservation.passengers):
             raise ValueError("Number of passengers does not match")

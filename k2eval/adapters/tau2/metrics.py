@@ -1,4 +1,9 @@
-"""tau2's pass^k: mean over tasks of C(successes, k) / C(trials, k), a success being reward 1."""
+"""tau2's pass^k (tau2-bench 0.1.3 `metrics/agent_metrics.py`).
+
+A trial succeeds when its reward is within 1e-6 of 1. k runs from 1 to the fewest trials any
+task has (tau2 caps k there, with a warning), and pass^k is the mean over every task of
+C(successes, k) / C(trials, k), so all tasks count for every k.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,16 @@ from k2eval.adapters.base import Score
 from k2eval.scoring import mean, pass_hat_k
 
 
+def is_successful(reward: float) -> bool:
+    return abs(reward - 1.0) <= 1e-6
+
+
 def pass_hat_ks(by_item: dict[str, list[Score]]) -> dict[str, Any]:
-    """pass^k in percent for k = 1..trials, over the tasks with at least k scored trials."""
+    """pass^k in percent for k = 1..(fewest scored trials of a task), over all tasks."""
     if not by_item:
         return {}
-    trials = max(len(v) for v in by_item.values())
-    out: dict[str, Any] = {}
-    for k in range(1, trials + 1):
-        eligible = [v for v in by_item.values() if len(v) >= k]
-        values = [pass_hat_k(len(v), sum(s.correct for s in v), k) for v in eligible]
-        out[f"pass^{k}"] = {"score": round(100 * mean(values), 4), "n_items": len(eligible)}
-    return out
+    max_k = min(len(v) for v in by_item.values())
+    trials = [(len(v), sum(is_successful(s.value) for s in v)) for v in by_item.values()]
+    return {f"pass^{k}": {"score": round(100 * mean([pass_hat_k(n, c, k) for n, c in trials]), 4),
+                          "n_items": len(trials)}
+            for k in range(1, max_k + 1)}

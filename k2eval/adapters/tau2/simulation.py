@@ -4,8 +4,9 @@ One message moves per step. The agent opens with a fixed greeting; agent text go
 user, agent tool calls to the environment and their results back to the agent; the user's
 text goes to the agent and its tool calls (telecom: actions on the phone) to the environment
 and back to the user. The user ends the conversation with ###STOP###, ###TRANSFER### or
-###OUT-OF-SCOPE###. The step limit (200) and the tool error limit (10) end it too, and such
-endings score 0.
+###OUT-OF-SCOPE###. The step limit (200) ends it too, and scores 0. tau2 0.1.3 declares a
+limit of 10 tool errors but never counts them, so it never fires; `max_errors` turns on the
+cut-off tau2 1.0 applies (also scoring 0).
 """
 
 from __future__ import annotations
@@ -16,23 +17,13 @@ from typing import Any
 
 from k2eval.adapters.base import AttemptContext
 from k2eval.adapters.tau2.environment import ASSISTANT, USER, Environment, history_messages
+from k2eval.adapters.tau2.texts import Texts
 from k2eval.errors import LimitExceeded, ModelError
 from k2eval.models.base import Completion, Message, ToolSchema
 
 FIRST_AGENT_MESSAGE = "Hi! How can I help you today?"
 STOP_TOKENS = ("###STOP###", "###TRANSFER###", "###OUT-OF-SCOPE###")
 MAX_STEPS = 200
-MAX_ERRORS = 10
-
-AGENT_INSTRUCTIONS = """You are a customer service agent. Help the user, following the <policy>
-given below at all times. Each turn, do exactly one of two things: write a message to the
-user, or make a tool call; never both. Be helpful, and make tool call arguments valid JSON."""
-
-
-def agent_system_prompt(policy: str, instructions: str = AGENT_INSTRUCTIONS) -> str:
-    """tau2's layout: the instructions and the domain policy, each in its own tag."""
-    return (f"<instructions>\n{instructions.strip()}\n</instructions>\n"
-            f"<policy>\n{policy}\n</policy>")
 
 
 def user_scenario_text(scenario: dict[str, Any]) -> str:
@@ -55,10 +46,6 @@ def user_scenario_text(scenario: dict[str, Any]) -> str:
         text = str(instructions or "")
     lines += ["Instructions:", textwrap.indent(text, tab)]
     return "\n".join(lines)
-
-
-def user_system_prompt(guidelines: str, scenario: dict[str, Any]) -> str:
-    return f"{guidelines}\n\n<scenario>\n{user_scenario_text(scenario)}\n</scenario>"
 
 
 def agent_view(trajectory: list[Message]) -> list[Message]:
@@ -136,15 +123,17 @@ class Conversation:
 
 
 async def run_conversation(ctx: AttemptContext, env: Environment, task: dict[str, Any], *,
-                           policy: str, guidelines: str, user_tools: list[ToolSchema] | None,
-                           instructions: str = AGENT_INSTRUCTIONS, max_steps: int = MAX_STEPS,
-                           max_errors: int = MAX_ERRORS) -> Conversation:
-    """Play one conversation. Model failures propagate (the attempt is an error, not a 0)."""
-    agent_tools = env.tools.schemas()
+                           texts: Texts, policy: str, guidelines: str,
+                           instruction: str | None = None, max_steps: int = MAX_STEPS,
+                           max_errors: int | None = None) -> Conversation:
+    """Play one conversation. Model failures propagate (the attempt is an error, not a 0).
+    `max_errors` (tau2 1.0's cut-off) is off by default, as in tau2 0.1.3."""
+    agent_tools = texts.tools[type(env.tools).__name__]
+    user_tools = texts.tools[type(env.user_tools).__name__] if env.user_tools else None
     agent_system: Message = {"role": "system",
-                             "content": agent_system_prompt(policy, instructions)}
-    user_system: Message = {"role": "system",
-                            "content": user_system_prompt(guidelines, task["user_scenario"])}
+                             "content": texts.agent_system_prompt(policy, instruction)}
+    user_system: Message = {"role": "system", "content": texts.user_system_prompt(
+        guidelines, user_scenario_text(task["user_scenario"]))}
     trajectory = history_messages(task)
     if trajectory:  # resume after the task's message history, as tau2 does
         last = trajectory[-1]
@@ -194,6 +183,6 @@ async def run_conversation(ctx: AttemptContext, env: Environment, task: dict[str
         # precedence over a stop in that same step.
         if steps >= max_steps:
             termination = "max_steps"
-        if errors >= max_errors:
+        if max_errors is not None and errors >= max_errors:
             termination = "too_many_errors"
     return Conversation(trajectory, termination, steps, errors)

@@ -17,7 +17,7 @@ import hashlib
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from k2eval.adapters.tau2.toolkit import AgentToolkit, Toolkit, tool
 
@@ -429,6 +429,8 @@ NetworkStatus = Literal["connected", "searching", "no_service", "emergency_only"
 
 
 class APNSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     apn_name: Annotated[Literal["internet", "broken"], Field(description="The APN name.")] = \
         "internet"
     reset_at_reboot: Annotated[bool, Field(description="Reset to defaults at next reboot.")] = False
@@ -771,6 +773,8 @@ class TelecomUserTools(Toolkit[TelecomUserDB]):
         Args:
             apn_settings: The new APN settings.
         """
+        if isinstance(apn_settings, dict):  # as tau2: a JSON object becomes the model
+            apn_settings = APNSettings(**apn_settings)
         self.phone.active_apn_settings = apn_settings
         self.simulate_network_search()
         return self._with_status_bar(f"APN settings set to: {apn_settings.apn_name}")

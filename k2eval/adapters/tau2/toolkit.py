@@ -1,9 +1,9 @@
 """Tool kits over typed databases: OpenAI schemas from signatures, validated calls, DB hashes.
 
-A tool is a method marked with `@tool`. Its signature (with pydantic types) gives both the
-OpenAI function schema and the validation of the model's arguments; its docstring gives the
-description (first paragraph) and parameter descriptions (`Args:` section). As in tau2, a
-tool that raises returns ``"Error: <message>"`` to the caller.
+A tool is a method marked with `@tool`. Its signature and docstring give k2eval's own
+wording of the OpenAI function schema (used when no tau2-bench source tree supplies tau2's,
+see `texts.py`). As in tau2, a call passes the model's arguments to the method as they are,
+without validation or coercion, and a tool that raises returns ``"Error: <message>"``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from k2eval.models.base import ToolSchema
 
@@ -125,20 +125,13 @@ class Toolkit(Generic[DB]):
         return name in self._defs
 
     def use_tool(self, name: str, arguments: dict[str, Any]) -> Any:
-        """Validate `arguments` against the tool's signature and call it."""
-        definition = self._defs.get(name)
-        if definition is None:
+        """Call the tool with the arguments as given, as tau2 does: a missing or unknown
+        argument is Python's TypeError, a value of the wrong type goes in unchanged."""
+        if name not in self._defs:
             raise ToolError(f"Tool '{name}' not found.")
         if not isinstance(arguments, dict):
             raise ToolError(f"Tool '{name}' expects a JSON object of arguments.")
-        try:
-            params = definition.params.model_validate(arguments)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
-                                 for e in exc.errors())
-            raise ToolError(f"Invalid arguments for {name}: {problems}") from None
-        kwargs = {field: getattr(params, field) for field in type(params).model_fields}
-        return getattr(self, name)(**kwargs)
+        return getattr(self, name)(**arguments)
 
     def db_hash(self, *, canonical: bool = True) -> str:
         """tau2's hash of the database (sorted-key JSON). `canonical=False` hashes the
