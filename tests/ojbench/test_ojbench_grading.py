@@ -1,0 +1,71 @@
+"""OJBench's code extraction and per-scale verdicts, rule for rule; the judge's result line."""
+
+from __future__ import annotations
+
+import pytest
+
+from k2eval.adapters.ojbench import (
+    Judgement,
+    proc_code,
+    read_judgement,
+    scale_verdicts,
+    verdict_after_scale,
+)
+
+FENCE = "```"
+
+
+@pytest.mark.parametrize(("reply", "language", "code"), [
+    (f"text\n{FENCE}cpp\nint main(){{}}\n{FENCE}\nmore", "cpp", "int main(){}"),
+    # the last block fenced with the language wins
+    (f"{FENCE}cpp\nA\n{FENCE}\n{FENCE}cpp\nB\n{FENCE}", "cpp", "B"),
+    # a block fenced with another language name is not taken ...
+    (f"{FENCE}c++\nint x;\n{FENCE}", "cpp", f"{FENCE}c++\nint x;"),
+    # ... and without the language fence the reply is cut at its first closing fence
+    ("print(1)\n" + FENCE + "\nrest", "python", "print(1)"),
+    ("just code, no fence", "python", "just code, no fence"),
+    # the fence needs its newline: "```python " (a space) does not open a block
+    (f"{FENCE}python \nprint(2)\n{FENCE}", "python", f"{FENCE}python \nprint(2)"),
+    # the block runs to the end when it is never closed
+    (f"{FENCE}python\nprint(3)\n", "python", "print(3)\n"),
+    # an uncalled main() gets its call; a called one, or two definitions, do not
+    (f"{FENCE}python\ndef main():\n    print(4)\n{FENCE}", "python",
+     "def main():\n    print(4)\nmain()"),
+    (f"{FENCE}python\ndef main():\n    print(5)\nmain()\n{FENCE}", "python",
+     "def main():\n    print(5)\nmain()"),
+    (f"{FENCE}python\ndef main():\n    pass\ndef main():\n    pass\n{FENCE}", "python",
+     "def main():\n    pass\ndef main():\n    pass"),
+    ("", "cpp", ""),
+])
+def test_proc_code_follows_the_official_extraction(reply: str, language: str, code: str) -> None:
+    assert proc_code(reply, language) == code
+
+
+@pytest.mark.parametrize(("final", "cases", "expected"), [
+    # a failure only on the last of 8 cases: every scale passes
+    ("TLE", ["AC"] * 7 + ["TLE"], {"1/8": "AC", "1/4": "AC", "1/2": "AC"}),
+    # the first failure at case 3 (index 2): 1/8 (1 case) and 1/4 (2 cases) pass, 1/2 fails
+    ("WA", ["AC", "AC", "WA", "AC", "AC", "AC", "AC", "AC"], {"1/8": "AC", "1/4": "AC", "1/2": "WA"}),
+    ("RTE", ["RTE", "AC", "AC"], {"1/8": "AC", "1/4": "RTE", "1/2": "RTE"}),
+    # 3 cases: round(3/8) = 0, round(3/4) = 2, round(3/2) = 2 (Python rounds half to even)
+    ("WA", ["AC", "AC", "WA"], {"1/8": "AC", "1/4": "AC", "1/2": "AC"}),
+    # 5 cases: round(2.5) = 2
+    ("WA", ["AC", "AC", "WA", "AC", "AC"], {"1/8": "AC", "1/4": "AC", "1/2": "AC"}),
+    # no cases (compile error): the final verdict at every scale
+    ("CE", [], {"1/8": "CE", "1/4": "CE", "1/2": "CE"}),
+    ("AC", ["AC"], {"1/8": "AC", "1/4": "AC", "1/2": "AC"}),
+])
+def test_scale_verdicts_judge_a_prefix_of_the_cases(final: str, cases: list[str],
+                                                   expected: dict[str, str]) -> None:
+    assert scale_verdicts(final, cases) == expected
+    assert verdict_after_scale(final, cases, 1.0) == final
+
+
+def test_the_judge_result_is_its_last_json_line() -> None:
+    out = 'noise\n{"verdict": "WA", "cases": [{"verdict": "AC"}, {"verdict": "WA"}], "message": ""}\n'
+    judgement = read_judgement(out)
+    assert judgement == Judgement("WA", [{"verdict": "AC"}, {"verdict": "WA"}], "")
+    # 2 cases: 1/2 judges round(1.0) = 1 case, which passed
+    assert judgement.details()["scale_verdicts"] == {"1/8": "AC", "1/4": "AC", "1/2": "AC"}
+    assert read_judgement("Traceback ...\nKilled\n") is None
+    assert read_judgement('{"not": "a result"}') is None
