@@ -40,6 +40,7 @@ import functools
 import io
 import json
 import math
+import sys
 import tarfile
 import zipfile
 from collections import Counter, defaultdict
@@ -360,6 +361,22 @@ async def judge_in_sandbox(sandbox: Sandbox, item: Item, source: str,
                  else f"exited {result.exit_code} without a verdict")
         tail = result.stderr.strip().splitlines()[-3:]
         raise InfraError(f"the judge {cause} on {item.id}: {' | '.join(tail)}"[:600])
+    return judgement
+
+
+async def judge_on_host(item: Item, source: str, settings: OJBenchSettings,
+                        problem_dirs: list[str]) -> Judgement:
+    """The reference the sandbox is checked against: the same judge run directly on this
+    machine (unisolated; needs `dmoj`, g++ and pypy3 installed), on the problems in place."""
+    job = judge_job(item.data["problem_id"], item.data["language"], source, problem_dirs, settings)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "k2eval.adapters.ojbench_judge", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(json.dumps(job).encode("utf-8"))
+    judgement = read_judgement(out.decode("utf-8", "replace"))
+    if judgement is None:
+        raise InfraError(f"the host judge gave no verdict on {item.id}: "
+                         f"{err.decode('utf-8', 'replace').strip()[-600:]}")
     return judgement
 
 
