@@ -28,6 +28,9 @@ Choices, where the official code leaves room:
 - A judge internal error (IE: a crashing checker, a broken problem, an executor failing its
   self-test) or a judge that does not finish is an infrastructure error (Score status
   "error", retried by rescore), never a failed submission.
+- Each judging loads and self-tests both executors (the official workers do it once) and
+  compiles without the official cross-worker compile lock: with more concurrent sandboxes
+  than cores a compile can reach DMOJ's compiler limits (10 s CPU, 30 s wall).
 - Each submission is judged in a sandbox container (network off, non-root, 1 CPU, 4 GiB of
   memory for the 1 GiB programs plus the judge and compiler) that holds only its problem's
   directory; DMOJ's own ptrace sandbox runs inside it.
