@@ -101,7 +101,8 @@ class OJBenchSettings:
     memory_limit_mb: int = 1024
     sandbox_memory_mb: int = 4096
     sandbox_disk_mb: int = 2048
-    """Size of the container's scratch tmpfs, which holds the problem's cases."""
+    """Size of the container's scratch tmpfs, which holds the problem's cases (in memory: they
+    count towards `sandbox_memory_mb` too)."""
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> OJBenchSettings:
@@ -129,6 +130,8 @@ class OJBenchSettings:
                                   f"(got {', '.join(getattr(self, name)) or 'nothing'})")
         if not 0 < self.time_limit_s <= 60:
             raise ConfigError(f"option time_limit_s must be in (0, 60] (got {self.time_limit_s})")
+        if self.sandbox_disk_mb < 1:
+            raise ConfigError(f"option sandbox_disk_mb must be >= 1 (got {self.sandbox_disk_mb})")
         if not 16 <= self.memory_limit_mb < self.sandbox_memory_mb:
             raise ConfigError("option memory_limit_mb must be >= 16 and below sandbox_memory_mb "
                               f"(got {self.memory_limit_mb} and {self.sandbox_memory_mb})")
@@ -315,7 +318,7 @@ def judge_job(pid: str, language: str, source: str, problem_dirs: list[str],
             "runtime": RUNTIME_PATHS}
 
 
-@functools.lru_cache(maxsize=8)  # both languages and the k samples of a problem come together
+@functools.lru_cache(maxsize=4)  # both languages and the k samples of a problem come together
 def _problem_archive(directory: str, stamp: float) -> tuple[bytes, int]:
     """A tar of the problem directory (named after it) and how many files it holds, zip
     members included (a bound on the number of cases)."""
@@ -347,6 +350,10 @@ async def judge_in_sandbox(sandbox: Sandbox, item: Item, source: str,
                            settings: OJBenchSettings) -> Judgement:
     """Copy the problem into the sandbox and judge `source` there (one compile, every case)."""
     archive, files = await asyncio.to_thread(problem_archive, item.data["problem_dir"])
+    if len(archive) > (settings.sandbox_disk_mb << 20) // 2:
+        raise InfraError(f"problem {item.data['problem_id']} holds {len(archive) / 2**20:.1f} MB of "
+                         f"data, too much for a {settings.sandbox_disk_mb} MB scratch space: "
+                         "raise --option sandbox_disk_mb (and sandbox_memory_mb by as much)")
     unpacked = await sandbox.exec(["sh", "-c", f"mkdir -p {SANDBOX_WORKDIR} && "
                                    f"tar -x -C {SANDBOX_WORKDIR}"], timeout=600, stdin=archive)
     if unpacked.exit_code != 0:

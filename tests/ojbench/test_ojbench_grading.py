@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
+from k2eval.adapters.base import Item
 from k2eval.adapters.ojbench import (
     Judgement,
+    OJBenchSettings,
+    judge_in_sandbox,
     proc_code,
     read_judgement,
     scale_verdicts,
     verdict_after_scale,
 )
+from k2eval.errors import InfraError
 
 FENCE = "```"
 
@@ -69,3 +76,24 @@ def test_the_judge_result_is_its_last_json_line() -> None:
     assert judgement.details()["scale_verdicts"] == {"1/8": "AC", "1/4": "AC", "1/2": "AC"}
     assert read_judgement("Traceback ...\nKilled\n") is None
     assert read_judgement('{"not": "a result"}') is None
+
+
+class NoSandbox:
+    """Fails the test if anything is run: the check must come first."""
+
+    async def exec(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing should run")
+
+
+def test_a_problem_too_large_for_the_scratch_space_is_an_infrastructure_error(
+        tmp_path: Path) -> None:
+    problem = tmp_path / "big"
+    problem.mkdir()
+    (problem / "init.yml").write_text("test_cases:\n- {in: 1.in, out: 1.out, points: 1}\n")
+    (problem / "1.in").write_bytes(b"7\n" * 400_000)
+    (problem / "1.out").write_text("7\n")
+    item = Item(id="big:cpp", data={"problem_id": "big", "language": "cpp",
+                                    "problem_dir": str(problem), "skipped": False})
+    with pytest.raises(InfraError, match=r"problem big holds 0.8 MB.*raise --option sandbox_disk_mb"):
+        asyncio.run(judge_in_sandbox(NoSandbox(), item, "int main() {}",  # type: ignore[arg-type]
+                                     OJBenchSettings(sandbox_disk_mb=1)))
