@@ -24,10 +24,12 @@ Choices, where the official code leaves room:
 - DMOJ is the PyPI release 4.1.0 (the version OJBench's requirements pin). OJBench's README
   installs judge-server commit f098cd3, which still calls itself 4.1.0 but is two years newer
   (a reworked GCC executor with the same flags, test input passed as a memfd, typing). Both
-  APIs are handled; verdicts could differ where those changes matter.
+  APIs are handled, and both give the same verdicts on every hand-written submission
+  (tests/ojbench/test_ojbench_reference_judge.py, opt-in); they could differ elsewhere.
 - A judge internal error (IE: a crashing checker, a broken problem, an executor failing its
   self-test) or a judge that does not finish is an infrastructure error (Score status
-  "error", retried by rescore), never a failed submission.
+  "error", retried by rescore), never a failed submission; the official judger would count
+  it as not passed.
 - Each judging loads and self-tests both executors (the official workers do it once) and
   compiles without the official cross-worker compile lock: with more concurrent sandboxes
   than cores a compile can reach DMOJ's compiler limits (10 s CPU, 30 s wall).
@@ -64,7 +66,7 @@ from k2eval.errors import ConfigError, DataError, InfraError, UserError
 
 if TYPE_CHECKING:
     from k2eval.sandbox import Sandbox
-    from k2eval.spec import TaskSpec
+    from k2eval.spec import RunConfig, TaskSpec
 
 HUB_REPO = "He-Ren/OJBench_testdata"
 PROMPTS_FILE = "prompts/full.jsonl"
@@ -407,7 +409,8 @@ class OJBenchAdapter(Adapter):
                            output={"response": completion.text or "",
                                    "finish_reason": completion.finish_reason})
 
-    def conditions(self, config: Any) -> dict[str, Any]:
+    def conditions(self, config: RunConfig) -> dict[str, Any]:
+        """Limits that depart from the official 10 s / 1 GiB, when a run sets them."""
         return OJBenchSettings.from_spec(config.task).differences()
 
     async def score(self, item: Item, attempt: Attempt, ctx: ScoreContext) -> Score:
