@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from k2eval.adapters.base import Item
+from k2eval.adapters.base import Item, Score
 from k2eval.adapters.ojbench import (
     Judgement,
+    OJBenchAdapter,
     OJBenchSettings,
     judge_in_sandbox,
     proc_code,
@@ -97,3 +98,39 @@ def test_a_problem_too_large_for_the_scratch_space_is_an_infrastructure_error(
     with pytest.raises(InfraError, match=r"problem big holds 0.8 MB.*raise --option sandbox_disk_mb"):
         asyncio.run(judge_in_sandbox(NoSandbox(), item, "int main() {}",  # type: ignore[arg-type]
                                      OJBenchSettings(sandbox_disk_mb=1)))
+
+
+def scored(pid: str, language: str, verdict: str, scales: dict[str, str] | None = None,
+           status: str = "ok") -> tuple[Item, Score]:
+    item = Item(id=f"{pid}:{language}", data={}, meta={"language": language, "dataset": "NOI",
+                                                      "difficulty": "easy"})
+    details = {"verdict": verdict, "scale_verdicts": scales or {}}
+    return item, Score(item.id, 0, float(verdict == "AC"), details=details, status=status)
+
+
+def test_the_headline_is_the_mean_of_the_languages_pass_at_1() -> None:
+    pairs = [scored("a", "cpp", "AC"), scored("b", "cpp", "WA"), scored("c", "cpp", "AC"),
+             scored("d", "cpp", "TLE"), scored("a", "python", "AC"), scored("b", "python", "WA")]
+    items, scores = [p[0] for p in pairs], [p[1] for p in pairs]
+    headline = OJBenchAdapter().headline(items, scores, 1)
+    assert headline is not None
+    assert headline["by_language"] == {"cpp": 50.0, "python": 50.0}
+    assert headline["score"] == pytest.approx(50.0) and headline["metric_label"] == "Pass@1"
+    # one language only: its own Pass@1
+    cpp_only = OJBenchAdapter().headline(items[:4], scores[:4], 1)
+    assert cpp_only is not None and cpp_only["score"] == pytest.approx(50.0)
+    # unequal counts: the mean of the two, not the pooled 2/3
+    three = OJBenchAdapter().headline(items[:2] + items[4:5], scores[:2] + scores[4:5], 1)
+    assert three is not None and three["score"] == pytest.approx(75.0)
+
+
+def test_breakdowns_give_scales_and_verdict_counts_per_language_without_grader_errors() -> None:
+    pairs = [scored("a", "cpp", "TLE", {"1/8": "AC", "1/4": "AC", "1/2": "TLE"}),
+             scored("b", "cpp", "AC", {"1/8": "AC", "1/4": "AC", "1/2": "AC"}),
+             scored("c", "cpp", "IE", status="error"),
+             scored("d", "cpp", "Skip")]
+    out = OJBenchAdapter().breakdowns([p[0] for p in pairs], [p[1] for p in pairs])
+    # the skip has no scale verdicts: its own verdict stands at every scale
+    assert out["scales"]["cpp"] == pytest.approx(
+        {"1/8": 100 * 2 / 3, "1/4": 100 * 2 / 3, "1/2": 100 / 3, "1": 100 / 3}, abs=1e-3)
+    assert out["verdicts"]["cpp"] == {"AC": 1, "Skip": 1, "TLE": 1}
