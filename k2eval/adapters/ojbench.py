@@ -353,8 +353,8 @@ async def judge_in_sandbox(sandbox: Sandbox, item: Item, source: str,
     """Copy the problem into the sandbox and judge `source` there (one compile, every case)."""
     archive, files = await asyncio.to_thread(problem_archive, item.data["problem_dir"])
     if len(archive) > (settings.sandbox_disk_mb << 20) // 2:
-        raise InfraError(f"problem {item.data['problem_id']} holds {len(archive) / 2**20:.1f} MB of "
-                         f"data, too much for a {settings.sandbox_disk_mb} MB scratch space: "
+        raise InfraError(f"problem {item.data['problem_id']} holds {len(archive) / 2**20:.1f} "
+                         f"MB of data, too much for a {settings.sandbox_disk_mb} MB scratch space: "
                          "raise --option sandbox_disk_mb (and sandbox_memory_mb by as much)")
     unpacked = await sandbox.exec(["sh", "-c", f"mkdir -p {SANDBOX_WORKDIR} && "
                                    f"tar -x -C {SANDBOX_WORKDIR}"], timeout=600, stdin=archive)
