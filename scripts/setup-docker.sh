@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make a Docker engine and the k2eval sandbox images available; safe to run again.
-#  1. apt-get install docker.io and debootstrap when missing;
+#  1. apt-get install docker.io, debootstrap, and g++ and libseccomp-dev (to build the DMOJ
+#     wheel of the ojbench image) when missing;
 #  2. start `dockerd --bridge=none --iptables=false` in the background when none answers,
 #     and wait for its socket;
 #  3. build every sandbox image (`k2eval sandbox build --offline-base`): images whose
@@ -25,6 +26,9 @@ engine_answers() {
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+# The ojbench image: its DMOJ wheel is built on the host (a C++ compiler, libseccomp headers).
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+[ -e /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup-docker: installing ${missing[*]}"
     $SUDO apt-get update -qq

@@ -32,6 +32,12 @@ fi
 say "Docker engine and sandbox images"
 bash scripts/setup-docker.sh
 
+say "DMOJ judge on the host (the reference the ojbench sandbox is checked against)"
+if ! command -v pypy3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pypy3 >/dev/null
+fi
+DMOJ_REDIST=1 $PY -m pip install --quiet --disable-pip-version-check "dmoj==4.1.0"
+
 say "Test suite"
 export K2EVAL_REQUIRE_DOCKER=1
 export K2EVAL_REQUIRE_POSTGRES=${K2EVAL_REQUIRE_POSTGRES:-1}

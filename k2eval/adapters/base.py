@@ -277,6 +277,7 @@ _ADAPTERS: dict[str, str] = {
     "aime": "k2eval.adapters.aime:AimeAdapter",
     "gpqa": "k2eval.adapters.gpqa:GpqaAdapter",
     "livecodebench": "k2eval.adapters.livecodebench:LiveCodeBenchAdapter",
+    "ojbench": "k2eval.adapters.ojbench:OJBenchAdapter",
     "swebench": "k2eval.adapters.swebench:SweBenchAdapter",
     "tau2": "k2eval.adapters.tau2:Tau2Adapter",
     "acebench": "k2eval.adapters.acebench:AceBenchAdapter",

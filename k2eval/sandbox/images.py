@@ -6,7 +6,12 @@ packages (`debootstrap --variant=minbase`, then `docker import`), so an air-gapp
 (with a Debian mirror) builds everything. Every other image's Dockerfile starts
 `ARG BASE_IMAGE` / `FROM ${BASE_IMAGE}` and is built with networking off. A context with a
 `requirements.txt` gets the wheels it names in `wheels/` (fetched on the host with
-`pip download`, cached under ~/.cache/k2eval/wheels), to install without an index.
+`pip download`, cached under ~/.cache/k2eval/wheels), to install without an index; one with a
+`source-wheels.txt` also gets wheels built on the host from source distributions (`pip wheel`,
+with the `ENV NAME=VALUE` lines of that file set; the host's CPython must be the image's). A
+context with a `debs.txt` gets the Debian packages it names in `debs/`, together with every
+dependency the base image lacks: apt on the host resolves them against the base image's dpkg
+status and downloads them (the host must run the base's Debian suite), for `dpkg -i` offline.
 
 A tag is the first 12 hex digits of a SHA-256 over the build context (paths, exec bits,
 contents), and for derived images also over the base tag: editing a context, or the base,
@@ -37,6 +42,8 @@ from k2eval.sandbox.client import ensure_docker
 
 BASE = "base"
 REQUIREMENTS = "requirements.txt"
+SOURCE_WHEELS = "source-wheels.txt"
+DEBS = "debs.txt"
 IMAGE_PYTHON = "3.11"
 """The CPython of the base image (Debian bookworm), for fetching wheels."""
 IMAGE_REPO_PREFIX = "k2eval/"
@@ -155,13 +162,19 @@ def _build(client: docker.DockerClient, name: str, tag: str, offline_base: bool 
         return tag
     base = build_image(BASE, offline_base, log=log)
     context = _context_dir(name)
-    if not (context / REQUIREMENTS).is_file():
+    if not any((context / f).is_file() for f in (REQUIREMENTS, SOURCE_WHEELS, DEBS)):
         _docker_build(client, context, tag, name, {"BASE_IMAGE": base}, log=log)
         return tag
     with tempfile.TemporaryDirectory(prefix=f"k2eval-{name}-") as staging:
         staged = Path(staging) / name
         shutil.copytree(context, staged)
-        shutil.copytree(_wheels_for(context / REQUIREMENTS, tag, log=log), staged / "wheels")
+        if (context / REQUIREMENTS).is_file():
+            shutil.copytree(_wheels_for(context / REQUIREMENTS, tag, log=log), staged / "wheels")
+        if (context / SOURCE_WHEELS).is_file():
+            shutil.copytree(_source_wheels_for(context / SOURCE_WHEELS, tag, log=log),
+                            staged / "wheels", dirs_exist_ok=True)
+        if (context / DEBS).is_file():
+            shutil.copytree(_debs_for(client, context / DEBS, base, tag, log=log), staged / "debs")
         _docker_build(client, staged, tag, name, {"BASE_IMAGE": base}, log=log)
     return tag
 
@@ -189,6 +202,93 @@ def _wheels_for(requirements: Path, tag: str, *, log: bool) -> Path:
         tail = "\n".join(online.stderr.strip().splitlines()[-5:])
         raise UserError(f"cannot fetch the Python packages of {tag} listed in {requirements} "
                         f"(needs PyPI once, or the wheels in {target}):\n{tail}")
+    return target
+
+
+def _cache_dir(kind: str, tag: str) -> Path:
+    return wheel_cache().parent / kind / tag.replace("/", "_").replace(":", "-")
+
+
+def _listed(path: Path) -> tuple[list[str], dict[str, str]]:
+    """The entries of a package list (comments and blank lines dropped) and its `ENV` lines."""
+    entries: list[str] = []
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) == 2 and words[0] == "ENV" and "=" in words[1]:
+            key, _, value = words[1].partition("=")
+            env[key] = value
+        elif words:
+            entries.extend(words)
+    return entries, env
+
+
+def _source_wheels_for(listing: Path, tag: str, *, log: bool) -> Path:
+    """Wheels built on the host (`pip wheel --no-deps`) for packages published only as source;
+    cached per image tag. The host's CPython must match the image's for the wheels to load."""
+    target = _cache_dir("source-wheels", tag)
+    done = target / ".complete"
+    if done.is_file():
+        return target
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" != IMAGE_PYTHON:
+        raise UserError(f"building the wheels listed in {listing} needs Python {IMAGE_PYTHON} on "
+                        f"the host (this is {platform.python_version()}): run `k2eval sandbox "
+                        f"build` with a Python {IMAGE_PYTHON} interpreter")
+    requirements, env = _listed(listing)
+    if log:
+        print(f"building wheels for {tag} ({', '.join(requirements)}) ...", flush=True)
+    target.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                            "--disable-pip-version-check", "--no-binary", ":all:", "-w",
+                            str(target), *requirements], capture_output=True, text=True,
+                           env={**os.environ, **env})
+    if built.returncode != 0:
+        tail = "\n".join(built.stderr.strip().splitlines()[-8:])
+        raise UserError(f"cannot build the wheels of {tag} listed in {listing} (needs PyPI once "
+                        f"and a C/C++ toolchain with the headers they need; scripts/"
+                        f"setup-docker.sh installs them):\n{tail}")
+    done.touch()
+    return target
+
+
+def _debs_for(client: docker.DockerClient, listing: Path, base: str, tag: str, *,
+              log: bool) -> Path:
+    """The .deb files of the packages in `listing` and of each dependency `base` lacks: apt on
+    the host resolves them against the base image's dpkg status (so nothing the image already
+    has is fetched) and downloads them; cached per image tag."""
+    target = _cache_dir("debs", tag)
+    if (target / ".complete").is_file():
+        return target
+    if not shutil.which("apt-get"):
+        raise UserError(f"the Debian packages in {listing} are fetched with apt-get on the host; "
+                        "build this image on a Debian host of the base image's suite")
+    packages, _ = _listed(listing)
+    status = client.containers.run(base, ["cat", "/var/lib/dpkg/status"], remove=True,
+                                   network_mode="none", entrypoint=[])
+    with tempfile.TemporaryDirectory(prefix="k2eval-apt-") as scratch:
+        state = Path(scratch)
+        (state / "status").write_bytes(status)
+        archives = state / "archives"
+        (archives / "partial").mkdir(parents=True)
+        if log:
+            print(f"downloading Debian packages for {tag} ({', '.join(packages)}) ...", flush=True)
+        fetched = subprocess.run(
+            _privileged(["apt-get", "install", "--download-only", "--yes", "--quiet",
+                         "--no-install-recommends", "-o", f"Dir::State::status={state}/status",
+                         "-o", f"Dir::Cache::archives={archives}", *packages]),
+            capture_output=True, text=True)
+        if fetched.returncode != 0:
+            tail = "\n".join((fetched.stdout + fetched.stderr).strip().splitlines()[-8:])
+            raise UserError(f"cannot download the Debian packages of {tag} listed in {listing} "
+                            f"(run `apt-get update`, or set apt's mirror):\n{tail}")
+        debs = sorted(archives.glob("*.deb"))
+        if not debs:
+            raise UserError(f"apt downloaded nothing for {listing}: are the packages known "
+                            "to apt on this host (`apt-get update`)?")
+        target.mkdir(parents=True, exist_ok=True)
+        for deb in debs:
+            shutil.copy2(deb, target / deb.name)
+    (target / ".complete").touch()
     return target
 
 
