@@ -23,7 +23,7 @@ import pandas as pd
 from k2eval.errors import UserError
 from k2eval.report.render import md_cell, render
 from k2eval.report.runs import FINISHED, INCOMPLETE, RUN_STATES, DamagedRun, RunView
-from k2eval.scoring import ci95, group_by_item, pass_hat_k
+from k2eval.scoring import ci95, group_by_item, pass_hat_over_tasks
 from k2eval.spec import TaskSpec, all_tasks
 
 GROUP_ORDER = ("Coding", "Tool use", "Math & STEM")
@@ -294,15 +294,11 @@ def _summary_pass_hat(run: RunView) -> dict[int, tuple[float, int]]:
 
 
 def _pooled_pass_hat(runs: list[RunView]) -> dict[int, tuple[float, int]]:
-    """pass^j over the pooled items of several runs: mean of C(c, j) / C(n, j) per item,
-    over the items with at least j graded trials (as each run's summary computes it)."""
+    """pass^j over the pooled items of several runs (a group's members), by the rule each
+    run's summary follows: j up to the fewest graded trials of any item, every item counted."""
     trials = [(len(v), sum(s.correct for s in v)) for r in runs
               for v in group_by_item(r.live_scores()).values()]
-    out: dict[int, tuple[float, int]] = {}
-    for j in range(1, max((n for n, _ in trials), default=0) + 1):
-        values = [pass_hat_k(n, c, j) for n, c in trials if n >= j]
-        out[j] = (100.0 * float(np.mean(values)), len(values))
-    return out
+    return {j: (100.0 * value, len(trials)) for j, value in pass_hat_over_tasks(trials).items()}
 
 
 def render_table_html(table: ComparisonTable) -> str:

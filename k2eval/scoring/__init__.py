@@ -31,6 +31,15 @@ def pass_hat_k(n: int, c: int, k: int) -> float:
     return math.comb(c, k) / math.comb(n, k)
 
 
+def pass_hat_over_tasks(trials: Sequence[tuple[int, int]]) -> dict[int, float]:
+    """pass^k (fraction) for k = 1..(fewest trials of any task), each the mean over every task
+    of C(successes, k) / C(trials, k), as tau2-bench computes it. `trials`: (n, successes)."""
+    if not trials:
+        return {}
+    max_k = min(n for n, _ in trials)
+    return {k: mean([pass_hat_k(n, c, k) for n, c in trials]) for k in range(1, max_k + 1)}
+
+
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 

@@ -201,3 +201,23 @@ def test_shipped_tau2_specs_give_the_micro_average_row(make_run: MakeRun) -> Non
     assert row["openai:kimi"].startswith(f"{100 * (0.5 * 2 + 3) / 6:.1f} [")
     cell = table.frame[(table.frame.task == "tau2") & (table.frame.kind == "measured")].iloc[0]
     assert cell.n_items == 6
+
+
+def test_the_pooled_pass_hat_caps_k_at_the_fewest_trials_as_tau2_does(make_run: MakeRun) -> None:
+    """A task with an errored trial has 3 graded trials: the group's pass^k stops at k=3 and
+    still counts every task (tau2's rule), as each member's summary does."""
+    from k2eval.adapters.base import get_adapter
+    from k2eval.report import build_comparison_table
+    from k2eval.spec import load_task
+
+    outcomes = {"tau2-airline": [[1.0, 1.0, 1.0, 0.0]], "tau2-retail": [[1.0] * 4, [1.0] * 4],
+                "tau2-telecom": [[0.0] * 4]}
+    runs = [make_run(load_task(task), "kimi", {f"{task}-{i}": v for i, v in enumerate(rows)},
+                     adapter=get_adapter("tau2"),
+                     errors={("tau2-airline-0", 3)} if task == "tau2-airline" else set())
+            for task, rows in outcomes.items()]
+    pooled = build_comparison_table(runs).frame
+    pooled = pooled[pooled.task == "tau2"].set_index("metric")
+    assert "Pass^4" not in pooled.index
+    assert pooled.loc["Pass^3", "score"] == pytest.approx(100 * (1 + 1 + 1 + 0) / 4)
+    assert pooled.loc["Pass^3", "n_items"] == 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from k2eval.adapters.base import Score
-from k2eval.scoring import mean, pass_hat_k
+from k2eval.scoring import pass_hat_over_tasks
 
 
 def is_successful(reward: float) -> bool:
@@ -19,10 +19,6 @@ def is_successful(reward: float) -> bool:
 
 def pass_hat_ks(by_item: dict[str, list[Score]]) -> dict[str, Any]:
     """pass^k in percent for k = 1..(fewest scored trials of a task), over all tasks."""
-    if not by_item:
-        return {}
-    max_k = min(len(v) for v in by_item.values())
     trials = [(len(v), sum(is_successful(s.value) for s in v)) for v in by_item.values()]
-    return {f"pass^{k}": {"score": round(100 * mean([pass_hat_k(n, c, k) for n, c in trials]), 4),
-                          "n_items": len(trials)}
-            for k in range(1, max_k + 1)}
+    return {f"pass^{k}": {"score": round(100 * value, 4), "n_items": len(trials)}
+            for k, value in pass_hat_over_tasks(trials).items()}
