@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from k2eval.errors import ConfigError
-from k2eval.models.base import Sampling
+from k2eval.records import Sampling
 
 METRICS = ("avg@k", "pass@k", "pass^k", "acc")
 

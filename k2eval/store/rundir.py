@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import RunDirError
+from k2eval.records import Attempt, Score
 
 MANIFEST = "manifest.json"
 ATTEMPTS = "attempts.jsonl"
