@@ -40,14 +40,19 @@ __version__ = "0.1.0"
 
 
 def evaluate(task: str, model: str, *, out: str | Path = "runs", run_id: str | None = None,
-             progress: bool = False, **overrides: Any) -> Run:
+             progress: bool = False, executor: str = "local", ray_address: str | None = None,
+             ray_workers: int | None = None, **overrides: Any) -> Run:
     """Run `task` on `model` (`openai:<name>` or `reference:<dir>`) and return the finished run.
 
     Overrides are those of `k2eval run`: data, k, limit, concurrency, max_tokens, temperature,
     top_p, seed, base_url, api_key_env, user_model, judge_model, sandboxes, options, ...
+    `executor="ray"` runs the attempts on a Ray cluster (`ray_address`, default $RAY_ADDRESS
+    or "auto"), as `k2eval run --executor ray`.
     """
     from k2eval.engine.config import build_run_config
+    from k2eval.engine.executors import make_executor
     from k2eval.engine.runner import run_async
 
     config = build_run_config(task, model, **overrides)
-    return asyncio.run(run_async(config, Path(out), run_id, progress=progress))
+    chosen = make_executor(executor, address=ray_address, workers=ray_workers)
+    return asyncio.run(run_async(config, Path(out), run_id, progress=progress, executor=chosen))

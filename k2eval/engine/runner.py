@@ -194,6 +194,7 @@ class Engine:
         finally:
             progress.close()
             await self.executor.aclose()
+            self.manifest["executor"] = self.executor.describe()  # with what happened
             if models is not None:
                 await models.aclose()
 

@@ -1,0 +1,168 @@
+"""The Ray executor on a real two-node cluster: same results as the local executor, attempts
+spread over both nodes, workers killed mid-run, driver killed then resumed locally, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, RayCluster
+
+import k2eval
+from k2eval.adapters.aime import PROMPT_SUFFIX
+from k2eval.testing.fake_openai import Reply, last_user_text
+
+KEY = "sk-test-key-0123456789"
+GPQA_LETTER = "ABCD"
+
+
+def journal(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
+
+
+def comparable(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if k != "run_id"}
+
+
+def aime_oracle(aime: Path, correct_first: int) -> Any:
+    """Right answers for the first `correct_first` problems of the file, wrong for the rest."""
+    rows = [json.loads(line) for line in aime.read_text().splitlines() if line.strip()]
+    gold = {r["problem"]: r["answer"] for r in rows}
+    order = list(gold)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        problem = last_user_text(body).removesuffix("\n" + PROMPT_SUFFIX)
+        ok = order.index(problem) < correct_first
+        answer = gold[problem] if ok else int(gold[problem]) + 1
+        return Reply(text=f"work\n\\boxed{{{answer}}}", completion_tokens=7)
+
+    return respond
+
+
+def seeded_letter(body: dict[str, Any]) -> Reply:
+    """A GPQA answer that depends only on the attempt's sampling seed (deterministic per
+    attempt, whichever process sends it)."""
+    return Reply(text=f"ANSWER: {GPQA_LETTER[int(body['seed']) % 4]}", completion_tokens=3)
+
+
+@pytest.fixture
+def aime(shared_data: Path) -> Path:
+    return shared_data / "aime" / "aime25.jsonl"
+
+
+def test_aime_on_ray_matches_the_local_executor_and_runs_on_both_nodes(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 12), latency=0.05)
+    common = dict(base_url=srv.base_url, data=aime, k=2, out=tmp_path, concurrency=8)
+    local = k2eval.evaluate("aime2025", "openai:m", run_id="local", **common)
+    on_ray = k2eval.evaluate("aime2025", "openai:m", run_id="ray", executor="ray",
+                             ray_address=ray_cluster.address, **common)
+    assert comparable(on_ray.summary) == comparable(local.summary)
+    assert on_ray.summary["score"] == pytest.approx(40.0) and on_ray.summary["complete"]
+    rows = journal(on_ray.path)
+    assert Counter((r["item_id"], r["attempt"]) for r in rows) == Counter(
+        {(r["item_id"], r["attempt"]): 1 for r in journal(local.path)})
+    nodes = Counter(r["worker"]["node_id"] for r in rows)
+    assert set(nodes) == {ray_cluster.head_id, ray_cluster.second_id}, nodes
+    assert all(r["worker"]["pid"] != os.getpid() for r in rows)
+    assert {r["worker"]["node_id"] for r in journal(local.path)} == {"local"}
+    manifest = json.loads((on_ray.path / "manifest.json").read_text())
+    assert manifest["executor"]["name"] == "ray" and manifest["executor"]["workers"] == 2
+
+
+def test_gpqa_on_ray_matches_the_local_executor(ray_cluster: RayCluster, fake_openai: Any,
+                                                shared_data: Path, tmp_path: Path) -> None:
+    srv = fake_openai(seeded_letter)
+    common = dict(base_url=srv.base_url, data=shared_data / "gpqa" / "dataset.zip", k=2,
+                  limit=20, out=tmp_path, concurrency=8)
+    local = k2eval.evaluate("gpqa-diamond", "openai:m", run_id="local", **common)
+    on_ray = k2eval.evaluate("gpqa-diamond", "openai:m", run_id="ray", executor="ray",
+                             ray_address=ray_cluster.address, **common)
+    assert comparable(on_ray.summary) == comparable(local.summary)
+    assert 0 < on_ray.summary["score"] < 100
+    assert len({r["worker"]["node_id"] for r in journal(on_ray.path)}) == 2
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "k2eval.cli", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_killing_the_second_nodes_worker_mid_run_repeats_and_loses_nothing(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 9), latency=0.8)
+    run = tmp_path / "killed"
+    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
+                   srv.base_url, "--data", str(aime), "--k", "2", "--concurrency", "8",
+                   "--out", str(tmp_path), "--run-id", "killed", "--no-progress",
+                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    try:
+        def second_node_pids() -> set[int]:
+            if not (run / "attempts.jsonl").exists():
+                return set()
+            return {r["worker"]["pid"] for r in journal(run)
+                    if r["worker"]["node_id"] == ray_cluster.second_id}
+
+        wait_for(second_node_pids, 120, "an attempt from the second node")
+        victims = second_node_pids()
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    rows = journal(run)
+    keys = Counter((r["item_id"], r["attempt"]) for r in rows)
+    assert len(keys) == 60 and set(keys.values()) == {1}, "every attempt journaled exactly once"
+    assert all(r["status"] == "ok" for r in rows)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["score"] == pytest.approx(30.0) and summary["complete"]
+    executor = json.loads((run / "manifest.json").read_text())["executor"]
+    assert len(srv.requests) > 60, (executor, victims, err)
+    assert executor["name"] == "ray" and executor["rescheduled"] >= 1
+
+
+def test_driver_kill_9_then_local_resume_repeats_nothing_journaled(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 15), latency=0.3)
+    run = tmp_path / "driver"
+    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
+                   srv.base_url, "--data", str(aime), "--k", "2", "--concurrency", "4",
+                   "--out", str(tmp_path), "--run-id", "driver", "--no-progress",
+                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    try:
+        wait_for(lambda: (run / "attempts.jsonl").exists() and len(journal(run)) >= 8, 120,
+                 "8 journaled attempts")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    time.sleep(2.0)  # the cluster ends the dead driver's job and its workers
+    before = journal(run)
+    done = {(r["item_id"], r["attempt"]) for r in before}
+    n_before = len(srv.requests)
+    resumed = k2eval.resume_run(run, progress=False)
+    after = srv.requests[n_before:]
+    assert resumed.summary["complete"] and resumed.summary["score"] == pytest.approx(50.0)
+    rows = journal(run)
+    keys = Counter((r["item_id"], r["attempt"]) for r in rows)
+    assert len(keys) == 60 and set(keys.values()) == {1}
+    assert len(after) == 60 - len(done), "resume made exactly the missing attempts"
+    assert {r["worker"]["node_id"] for r in rows[len(before):]} == {"local"}
