@@ -166,3 +166,94 @@ def test_driver_kill_9_then_local_resume_repeats_nothing_journaled(
     assert len(keys) == 60 and set(keys.values()) == {1}
     assert len(after) == 60 - len(done), "resume made exactly the missing attempts"
     assert {r["worker"]["node_id"] for r in rows[len(before):]} == {"local"}
+
+
+def seeded_program(body: dict[str, Any]) -> Reply:
+    """A LiveCodeBench answer (right, wrong or no code) fixed by the attempt's sampling seed."""
+    from lcb_rows import PROBLEMS, fenced
+
+    prompt = last_user_text(body)
+    problem = next(p for p in PROBLEMS.values() if p["question_content"] in prompt)
+    kind = ("correct", "wrong", "none")[int(body["seed"]) % 3]
+    return Reply(text="No code." if kind == "none" else fenced(problem[kind]),
+                 completion_tokens=20)
+
+
+class ContainerCounter:
+    """Counts a run's live containers per node (by their purpose label) while it runs."""
+
+    def __init__(self, run_id: str) -> None:
+        import threading
+
+        import docker
+
+        self.client = docker.from_env()
+        self.run_id = run_id
+        self.peak: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+
+    def poll(self) -> None:
+        from k2eval.sandbox.cleanup import LABEL_PURPOSE, LABEL_RUN_ID
+
+        while not self.stop.is_set():
+            now: Counter[str] = Counter()
+            # one list call, no per-container inspect: a container removed meanwhile is no error
+            for entry in self.client.api.containers(
+                    filters={"label": f"{LABEL_RUN_ID}={self.run_id}"}):
+                now[entry["Labels"][LABEL_PURPOSE]] += 1
+            for purpose, n in now.items():
+                self.peak[purpose] = max(self.peak[purpose], n)
+            time.sleep(0.05)
+
+    def __enter__(self) -> ContainerCounter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+@pytest.mark.docker
+def test_sandboxed_livecodebench_never_exceeds_a_nodes_slots_and_grades_as_local(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+    from lcb_rows import fixture_rows, write_jsonl
+
+    from k2eval.sandbox import ensure_image
+
+    ensure_image("python")
+    data = write_jsonl(tmp_path / "lcb.jsonl", fixture_rows())
+    srv = fake_openai(seeded_program, latency=0.05)
+    common = dict(base_url=srv.base_url, data=data, k=3, out=tmp_path, concurrency=8)
+    local = k2eval.evaluate("livecodebench-v6", "openai:m", run_id="local", sandboxes=1, **common)
+    with ContainerCounter("ray-lcb") as counter:
+        on_ray = k2eval.evaluate("livecodebench-v6", "openai:m", run_id="ray-lcb",
+                                 executor="ray", ray_address=ray_cluster.address, **common)
+    node_of = {f"livecodebench-v6.{n[:8]}": n for n in (ray_cluster.head_id, ray_cluster.second_id)}
+    assert set(counter.peak) == set(node_of), counter.peak
+    assert all(peak <= 1 for peak in counter.peak.values()), "one sandbox slot per node"
+
+    def verdicts(run: Path) -> dict[tuple[str, int], tuple[float, str]]:
+        rows = [json.loads(line) for line in (run / "scores.jsonl").read_text().splitlines()]
+        return {(r["item_id"], r["attempt"]): (r["score"], r["reason"]) for r in rows}
+
+    assert verdicts(on_ray.path) == verdicts(local.path)
+    assert len(verdicts(local.path)) == 12
+    assert comparable(on_ray.summary) == comparable(local.summary)
+    assert {r["worker"]["node_id"] for r in journal(on_ray.path)} == set(node_of.values())
+
+
+def test_no_api_key_reaches_rays_session_logs_or_the_run_directory(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 5))
+    run = k2eval.evaluate("aime2025", "openai:m", base_url=srv.base_url, data=aime, limit=6,
+                          k=2, out=tmp_path, executor="ray", ray_address=ray_cluster.address)
+    assert run.summary["complete"] and os.environ["OPENAI_API_KEY"] == KEY
+    scanned = 0
+    for root in (ray_cluster.temp_dir, tmp_path):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                scanned += 1
+                assert KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
+    assert scanned > 20 and any(ray_cluster.temp_dir.rglob("logs/*.log"))
