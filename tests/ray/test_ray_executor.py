@@ -18,6 +18,7 @@ from conftest import REPO, RayCluster
 
 import k2eval
 from k2eval.adapters.aime import PROMPT_SUFFIX
+from k2eval.engine.executors import make_executor
 from k2eval.testing.fake_openai import Reply, last_user_text
 
 KEY = "sk-test-key-0123456789"
@@ -76,6 +77,12 @@ def test_aime_on_ray_matches_the_local_executor_and_runs_on_both_nodes(
     assert {r["worker"]["node_id"] for r in journal(local.path)} == {"local"}
     manifest = json.loads((on_ray.path / "manifest.json").read_text())
     assert manifest["executor"]["name"] == "ray" and manifest["executor"]["workers"] == 2
+    # and the other way round: a local run regraded through the Ray executor
+    n_requests = len(srv.requests)
+    regraded = k2eval.rescore_run(local.path, progress=False,
+                                  executor=make_executor("ray", address=ray_cluster.address))
+    assert comparable(regraded.summary) == comparable(local.summary)
+    assert len(srv.requests) == n_requests
 
 
 def test_gpqa_on_ray_matches_the_local_executor(ray_cluster: RayCluster, fake_openai: Any,

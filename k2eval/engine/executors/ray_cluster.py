@@ -25,8 +25,9 @@ Secrets
 - API keys (the environment variables the run's model specs name, and HF_TOKEN) reach the
   workers only through the job's runtime environment (`env_vars`), never through task
   arguments or the object store. Ray's runtime-env agent logs the job's environment at INFO
-  level: start nodes with `RAY_LOGGER_LEVEL=warning` (the recipe of `k2eval cluster start`
-  does) so that keys never reach the session logs.
+  level: start nodes with `RAY_LOGGER_LEVEL=warning` (the line that
+  `python -m k2eval.engine.executors.slots` prints does) so that keys never reach the
+  session logs.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class RayExecutor(Executor):
                     f"task {self._plan.config.task.name} runs code in sandboxes, but no node of "
                     f"the Ray cluster at {self.address} declares {SLOT_RESOURCE}: start nodes "
                     f"with `ray start --resources '{{\"{SLOT_RESOURCE}\": N}}'` "
-                    "(`k2eval cluster start` prints the line for a node)")
+                    "(`python -m k2eval.engine.executors.slots` prints the line for a node)")
             return [node for node, count in slots for _ in range(count)]
         ids = [n["NodeID"] for n in nodes]
         return [ids[i % len(ids)] for i in range(self.workers or len(ids))]
