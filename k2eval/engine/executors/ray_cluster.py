@@ -121,11 +121,13 @@ class RayExecutor(Executor):
         self._slots = 0
         self._nodes: list[str] = []
         self._n_workers = 0
+        self._start_s = 0.0
         self.rescheduled = 0
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self, plan: WorkPlan) -> None:
+        t0 = time.monotonic()
         self._plan = plan
         ray = self._ray = import_ray()
         if not ray.is_initialized():
@@ -145,6 +147,7 @@ class RayExecutor(Executor):
                                                 models=plan.models, sandbox_limit=None)
         if sandboxed or plan.n_solve:
             await self._start_actors(placements, sandboxed)
+        self._start_s = round(time.monotonic() - t0, 3)
 
     def _alive_nodes(self) -> list[dict[str, Any]]:
         return [n for n in self._ray.nodes() if n.get("Alive")]
@@ -201,7 +204,7 @@ class RayExecutor(Executor):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "workers": self._n_workers,
                 "nodes": self._nodes, "sandbox_slots": self._slots or None,
-                "rescheduled": self.rescheduled}
+                "rescheduled": self.rescheduled, "start_s": self._start_s}
 
     async def aclose(self) -> None:
         ray = self._ray
