@@ -6,7 +6,9 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+from k2eval.cli import add_executor_flags, executor_of
 from k2eval.errors import UserError
 
 FORMATS = ("md", "csv", "html", "json")
@@ -89,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="significance level of the paired tests (default 0.05)")
     p.add_argument("--min-delta", type=float, default=0.0, metavar="POINTS",
                    help="smallest change in percentage points that counts (default 0)")
+    add_executor_flags(p.add_argument_group("execution (each run of the suite)"))
     p.set_defaults(func=cmd_nightly)
     nsub = p.add_subparsers(dest="nightly_command", metavar="SUBCOMMAND")
     r = nsub.add_parser("reindex", help="rebuild the history database from the run directories",
@@ -157,7 +160,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     store = open_history(args.history)
     try:
         result = run_nightly(args.suite, store, args.out, baseline=args.baseline,
-                             thresholds=Thresholds(args.alpha, args.min_delta))
+                             thresholds=Thresholds(args.alpha, args.min_delta),
+                             runner=_suite_runner(args))
     finally:
         store.close()
     for v in result.verdicts:
@@ -167,6 +171,16 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     if regressed:
         print(f"REGRESSION in {', '.join(v.slot for v in regressed)}", file=sys.stderr)
     return result.exit_code
+
+
+def _suite_runner(args: argparse.Namespace) -> Any:
+    """Each run of the suite on the executor the flags name (a fresh one per run)."""
+    from k2eval.engine import run_task
+
+    def runner(config: Any, out_dir: Path) -> Path:
+        return run_task(config, out_dir, progress=False, executor=executor_of(args))
+
+    return runner
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:

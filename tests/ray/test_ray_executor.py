@@ -264,3 +264,22 @@ def test_no_api_key_reaches_rays_session_logs_or_the_run_directory(
                 scanned += 1
                 assert KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
     assert scanned > 20 and any(ray_cluster.temp_dir.rglob("logs/*.log"))
+
+
+def test_nightly_runs_its_suite_on_ray(ray_cluster: RayCluster, fake_openai: Any, aime: Path,
+                                       tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 3))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: ray-night\nruns:\n  - task: aime2025\n    model: openai:m\n"
+                     f"    base_url: {srv.base_url}\n    data: {aime}\n    k: 2\n    limit: 6\n")
+    proc = run_cli("nightly", "--suite", str(suite), "--history", str(tmp_path / "h.db"),
+                   "--out", str(tmp_path / "nights"), "--executor", "ray",
+                   "--ray-address", ray_cluster.address)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    (attempts,) = (tmp_path / "nights").rglob("attempts.jsonl")
+    rows = journal(attempts.parent)
+    assert len(rows) == 12 and {r["worker"]["node_id"] for r in rows} <= {
+        ray_cluster.head_id, ray_cluster.second_id}
+    summary = json.loads((attempts.parent / "summary.json").read_text())
+    assert summary["score"] == pytest.approx(50.0)
