@@ -283,3 +283,23 @@ def test_nightly_runs_its_suite_on_ray(ray_cluster: RayCluster, fake_openai: Any
         ray_cluster.head_id, ray_cluster.second_id}
     summary = json.loads((attempts.parent / "summary.json").read_text())
     assert summary["score"] == pytest.approx(50.0)
+
+
+@pytest.mark.docker
+def test_a_node_without_the_sandbox_image_fails_grading_as_infrastructure_naming_the_node(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+    from lcb_rows import fixture_rows, write_jsonl
+
+    from k2eval.spec import load_task
+
+    spec = load_task("livecodebench-v6").with_overrides(sandbox_image="k2eval/absent:none")
+    srv = fake_openai(seeded_program)
+    run = k2eval.evaluate(spec, "openai:m", base_url=srv.base_url,  # type: ignore[arg-type]
+                          data=write_jsonl(tmp_path / "lcb.jsonl", fixture_rows()), k=1,
+                          out=tmp_path, executor="ray", ray_address=ray_cluster.address)
+    rows = [json.loads(line) for line in (run.path / "scores.jsonl").read_text().splitlines()]
+    graded = [r for r in rows if r["reason"] != "no code block"]
+    assert graded and all(r["status"] == "error" for r in graded), rows
+    nodes = {ray_cluster.head_id, ray_cluster.second_id}
+    assert all(any(n in r["reason"] for n in nodes) and "on node" in r["reason"] for r in graded)
+    assert run.summary["n_score_errors"] == len(graded) and not run.summary["complete"]

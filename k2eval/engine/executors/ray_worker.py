@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from typing import Any
 
 from k2eval.adapters.base import get_adapter
 from k2eval.engine.executors.attempts import AttemptRunner, RunModels
+from k2eval.errors import UserError
 from k2eval.records import Attempt, Item, Score
 from k2eval.spec import RunConfig
 
@@ -52,11 +54,34 @@ class AttemptWorker:
         self._ensure_runner()
         return self.where_info
 
+    # The driver checked everything that does not depend on the node before the first model
+    # call; what a worker still refuses (a sandbox image this node cannot get, no Docker
+    # engine) is its node's environment: an infrastructure error of that attempt, naming the
+    # node, never a wrong answer and never the end of the whole run.
+    def _node_named(self, message: str) -> str:
+        return f"{message} [on node {self.where_info['hostname']} {self.where_info['node_id']}]"
+
     async def solve(self, item: Item, index: int) -> Attempt:
-        return await self._ensure_runner().solve(item, index)
+        started = time.time()
+        try:
+            attempt = await self._ensure_runner().solve(item, index)
+        except UserError as exc:
+            attempt = Attempt(item_id=item.id, index=index, status="error", started=started,
+                              ended=time.time(), worker=self.where_info,
+                              error={"type": "InfraError", "message": str(exc)})
+        if attempt.error and attempt.error.get("type") == "InfraError":
+            attempt.error["message"] = self._node_named(str(attempt.error.get("message")))
+        return attempt
 
     async def score(self, item: Item, attempt: Attempt) -> Score:
-        return await self._ensure_runner().score(item, attempt)
+        try:
+            score = await self._ensure_runner().score(item, attempt)
+        except UserError as exc:
+            score = Score(item_id=item.id, index=attempt.index, value=0.0, status="error",
+                          reason=f"grader failed: {exc}")
+        if score.status != "ok":
+            score.reason = self._node_named(score.reason)
+        return score
 
     async def close(self, prune: bool = False) -> list[str]:
         """Close models and sandboxes; with `prune`, also remove this run's containers on this
