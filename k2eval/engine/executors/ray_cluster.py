@@ -93,7 +93,11 @@ def _is_worker_loss(exc: BaseException, ray: Any) -> bool:
 
 
 class RayExecutor(Executor):
-    """Runs attempts on a Ray cluster (see the module docstring)."""
+    """Runs attempts on a Ray cluster (see the module docstring).
+
+    Connects with `ray.init(address)` and disconnects when the run ends; when the calling
+    process has already called `ray.init` itself, that connection (and its runtime
+    environment, which must then carry the API keys) is used as it is."""
 
     name = "ray"
 
@@ -141,12 +145,11 @@ class RayExecutor(Executor):
                 raise UserError(f"cannot connect to the Ray cluster at {self.address}: {first}") from None
             self._owns_ray = True
         sandboxed = plan.adapter.needs_sandbox
-        placements = self._placements(sandboxed)
         if not sandboxed:
             self._driver_scorer = AttemptRunner(plan.config, plan.adapter, run_id=plan.run_id,
                                                 models=plan.models, sandbox_limit=None)
-        if sandboxed or plan.n_solve:
-            await self._start_actors(placements, sandboxed)
+        if plan.n_solve or (sandboxed and plan.n_score):
+            await self._start_actors(self._placements(sandboxed), sandboxed)
         self._start_s = round(time.monotonic() - t0, 3)
 
     def _alive_nodes(self) -> list[dict[str, Any]]:
