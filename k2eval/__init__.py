@@ -24,6 +24,7 @@ from k2eval.adapters.base import (
     ScoreContext,
     SolveResult,
 )
+from k2eval.engine.executors import Executor
 from k2eval.engine.runner import Run, rescore_run, resume_run
 from k2eval.errors import K2EvalError, ModelError, UserError
 from k2eval.models.base import ChatModel, Completion, Sampling, ToolCall, Usage
@@ -31,23 +32,30 @@ from k2eval.spec import ModelSpec, RunConfig, TaskSpec, all_tasks, load_task
 from k2eval.store.rundir import RunRecord, load_run
 
 __all__ = [
-    "Adapter", "Attempt", "AttemptContext", "ChatModel", "Completion", "Item", "K2EvalError",
-    "ModelError", "ModelSpec", "Run", "RunConfig", "RunRecord", "Sampling", "Score",
-    "ScoreContext", "SolveResult", "TaskSpec", "ToolCall", "Usage", "UserError", "all_tasks",
-    "evaluate", "load_run", "load_task", "rescore_run", "resume_run",
+    "Adapter", "Attempt", "AttemptContext", "ChatModel", "Completion", "Executor", "Item",
+    "K2EvalError", "ModelError", "ModelSpec", "Run", "RunConfig", "RunRecord", "Sampling",
+    "Score", "ScoreContext", "SolveResult", "TaskSpec", "ToolCall", "Usage", "UserError",
+    "all_tasks", "evaluate", "load_run", "load_task", "rescore_run", "resume_run",
 ]
 __version__ = "0.1.0"
 
 
 def evaluate(task: str, model: str, *, out: str | Path = "runs", run_id: str | None = None,
-             progress: bool = False, **overrides: Any) -> Run:
+             progress: bool = False, executor: str | Executor = "local",
+             ray_address: str | None = None,
+             ray_workers: int | None = None, **overrides: Any) -> Run:
     """Run `task` on `model` (`openai:<name>` or `reference:<dir>`) and return the finished run.
 
     Overrides are those of `k2eval run`: data, k, limit, concurrency, max_tokens, temperature,
     top_p, seed, base_url, api_key_env, user_model, judge_model, sandboxes, options, ...
+    `executor="ray"` runs the attempts on a Ray cluster (`ray_address`, default $RAY_ADDRESS
+    or "auto"), as `k2eval run --executor ray`; an `Executor` instance is used as given.
     """
     from k2eval.engine.config import build_run_config
+    from k2eval.engine.executors import make_executor
     from k2eval.engine.runner import run_async
 
     config = build_run_config(task, model, **overrides)
-    return asyncio.run(run_async(config, Path(out), run_id, progress=progress))
+    chosen = make_executor(executor, address=ray_address, workers=ray_workers) \
+        if isinstance(executor, str) else executor
+    return asyncio.run(run_async(config, Path(out), run_id, progress=progress, executor=chosen))

@@ -64,6 +64,26 @@ def _add_model_flags(p: argparse.ArgumentParser, role: str = "") -> None:
                    help=f"environment variable holding {who}'s API key (default: OPENAI_API_KEY)")
 
 
+def add_executor_flags(p: Any) -> None:
+    """--executor, --ray-address, --ray-workers (`run` and `nightly`); read by `executor_of`."""
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where attempts run: local (this process, default) or ray (the workers "
+                        "of a Ray cluster; pip install 'k2eval[ray]')")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to use with --executor ray (default: $RAY_ADDRESS, else "
+                        "auto: the cluster `ray start` started on this machine)")
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="Ray worker processes for tasks without sandboxes (default: one per "
+                        "node); sandboxed tasks use one per sandbox_slots unit")
+
+
+def executor_of(args: argparse.Namespace) -> Any:
+    """A fresh executor for one run, from the flags of `add_executor_flags`."""
+    from k2eval.engine.executors import make_executor
+
+    return make_executor(args.executor, address=args.ray_address, workers=args.ray_workers)
+
+
 def _option(text: str) -> tuple[str, Any]:
     import yaml
 
@@ -122,6 +142,7 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--cache-mode", choices=["read-write", "read-only", "refresh", "off"],
                    help="read-write (default with --cache), read-only (never store), refresh "
                         "(call the model, overwrite), off")
+    add_executor_flags(e)
     e.add_argument("--out", default="runs", help="directory for run directories (default ./runs)")
     e.add_argument("--run-id", help="name of the run directory (default: task-timestamp-random)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -184,7 +205,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.run_id = args.run_id or new_run_id(task.name)
     RUN_DIR.append(Path(args.out) / args.run_id)
     run = asyncio.run(run_async(config, Path(args.out), args.run_id,
-                                progress=not args.no_progress, argv=argv))
+                                progress=not args.no_progress, argv=argv,
+                                executor=executor_of(args)))
     return _print_summary(run.summary, run.path)
 
 
@@ -199,7 +221,8 @@ def _run_group(args: argparse.Namespace, group: Any, argv: list[str]) -> int:
     for name in group.members:
         config = _run_config(args, load_task(name))
         RUN_DIR.append(group_dir / name)
-        run = asyncio.run(run_async(config, group_dir, name, progress=not args.no_progress, argv=argv))
+        run = asyncio.run(run_async(config, group_dir, name, progress=not args.no_progress,
+                                    argv=argv, executor=executor_of(args)))
         worst = max(worst, _print_summary(run.summary, run.path))
         members.append(run.summary)
     # Each member's score is the mean over its scored items: pool them by that count.

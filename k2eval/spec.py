@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import yaml
 
 from k2eval.errors import ConfigError
-from k2eval.models.base import Sampling
+from k2eval.records import Sampling
 
 METRICS = ("avg@k", "pass@k", "pass^k", "acc")
 

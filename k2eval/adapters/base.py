@@ -2,6 +2,8 @@
 
 An adapter owns its prompt, its answer extraction and its grader, and nothing else:
 scheduling, retries, journaling, metrics and sandboxes' lifecycles belong to the core.
+The records adapters exchange with the core (`Item`, `Attempt`, `Score`, `SolveResult`) live
+in `k2eval.records` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,89 +15,31 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from k2eval.errors import ConfigError, ContextOverflow, LimitExceeded
-from k2eval.models.base import ChatModel, Completion, Message, Sampling, ToolSchema, Usage
+from k2eval.models.base import ChatModel
+from k2eval.records import (
+    Attempt,
+    Completion,
+    Item,
+    Message,
+    Sampling,
+    Score,
+    SolveResult,
+    ToolSchema,
+    Usage,
+)
+from k2eval.scoring import breakdown_by_meta
 from k2eval.spec import RunConfig, TaskSpec
 
 if TYPE_CHECKING:
     from k2eval.sandbox import Sandbox
 
-
-@dataclass(frozen=True)
-class Item:
-    """One benchmark item. `data` is what solve/score need; `meta` feeds breakdowns."""
-
-    id: str
-    data: dict[str, Any]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Attempt:
-    """One finished (or failed) attempt at an item; one line of attempts.jsonl."""
-
-    item_id: str
-    index: int
-    status: str = "ok"
-    """"ok" or "error" (the model could not be reached; never scored as wrong)."""
-    messages: list[Message] = field(default_factory=list)
-    output: dict[str, Any] = field(default_factory=dict)
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    usage: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Token usage per model role ("agent", "user", "judge"), summed across retries."""
-    started: float = 0.0
-    ended: float = 0.0
-    error: dict[str, Any] | None = None
-
-    @property
-    def duration(self) -> float:
-        return max(0.0, self.ended - self.started)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "attempt": self.index, "status": self.status,
-                "messages": self.messages, "output": self.output, "calls": self.calls,
-                "usage": self.usage, "started": self.started, "ended": self.ended,
-                "duration": round(self.duration, 4), "error": self.error}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Attempt:
-        return cls(item_id=str(d["item_id"]), index=int(d["attempt"]), status=d.get("status", "ok"),
-                   messages=d.get("messages") or [], output=d.get("output") or {},
-                   calls=d.get("calls") or [], usage=d.get("usage") or {},
-                   started=float(d.get("started", 0.0)), ended=float(d.get("ended", 0.0)),
-                   error=d.get("error"))
-
-
-@dataclass
-class Score:
-    """The grade of one attempt; one line of scores.jsonl."""
-
-    item_id: str
-    index: int
-    value: float
-    """In [0, 1]; 1.0 means correct."""
-    reason: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-    status: str = "ok"
-    """"ok", or "error" when grading itself failed (infrastructure); rescore retries those."""
-
-    @property
-    def correct(self) -> bool:
-        return self.status == "ok" and self.value >= 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "attempt": self.index, "status": self.status,
-                "score": self.value, "correct": self.correct, "reason": self.reason,
-                "details": self.details}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Score:
-        return cls(item_id=str(d["item_id"]), index=int(d["attempt"]), value=float(d["score"]),
-                   reason=d.get("reason", ""), details=d.get("details") or {},
-                   status=d.get("status", "ok"))
+__all__ = [
+    "Adapter", "Attempt", "AttemptContext", "Item", "SandboxFactory", "Score", "ScoreContext",
+    "SolveResult", "derived_seed", "get_adapter",
+]
 
 
 SandboxFactory = Callable[..., AbstractAsyncContextManager["Sandbox"]]
@@ -199,14 +143,6 @@ class AttemptContext:
         return self._sandbox_factory(image or self.spec.sandbox_image, reuse=reuse, **limits)
 
 
-@dataclass
-class SolveResult:
-    """What `solve` returns: the conversation and whatever the grader needs."""
-
-    messages: list[Message]
-    output: dict[str, Any] = field(default_factory=dict)
-
-
 class ScoreContext:
     """What `score` gets: the run config, sandboxes, and an optional judge model."""
 
@@ -247,8 +183,6 @@ class Adapter(ABC):
 
     def breakdowns(self, items: list[Item], scores: list[Score]) -> dict[str, Any]:
         """Extra summary sections (per category, per difficulty, ...). Default: by `meta`."""
-        from k2eval.scoring import breakdown_by_meta
-
         return breakdown_by_meta(items, scores)
 
     def headline(self, items: list[Item], scores: list[Score], k: int) -> dict[str, Any] | None:

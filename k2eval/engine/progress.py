@@ -1,10 +1,23 @@
-"""Progress: a tqdm bar on a terminal, plain periodic lines otherwise."""
+"""Progress: a tqdm bar on a terminal, plain periodic lines otherwise.
+
+Counts are those of the driver, which receives every result: with the Ray executor the bar
+aggregates all workers, and once attempts come from more than one node it adds per-node counts.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from typing import Any, TextIO
+
+
+def node_label(worker: dict[str, Any] | None) -> str:
+    """A short name for the node an attempt ran on (the attempt line's `worker`)."""
+    if not worker:
+        return "?"
+    node = str(worker.get("node_id") or "?")
+    return node if node == "local" else node[:8]
 
 
 class Progress:
@@ -15,6 +28,7 @@ class Progress:
         self.done = 0
         self.errors = 0
         self.tokens = 0
+        self.nodes: Counter[str] = Counter()
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.interval_s = interval_s
@@ -30,10 +44,12 @@ class Progress:
             self._bar = tqdm(total=total, desc=desc, unit="att", file=self.stream,
                              dynamic_ncols=True, smoothing=0.05)
 
-    def update(self, *, errors: int = 0, tokens: int = 0) -> None:
+    def update(self, *, errors: int = 0, tokens: int = 0, node: str | None = None) -> None:
         self.done += 1
         self.errors += errors
         self.tokens += tokens
+        if node is not None:
+            self.nodes[node] += 1
         if not self.enabled:
             return
         if self._bar is not None:
@@ -62,6 +78,8 @@ class Progress:
 
     def _postfix(self) -> dict[str, Any]:
         postfix: dict[str, Any] = {"errors": self.errors, "tokens": _si(self.tokens)}
+        if len(self.nodes) > 1:
+            postfix["nodes"] = self._nodes_text()
         if self.waiting and time.monotonic() - self._waiting_at < max(self.interval_s, 30.0):
             postfix["waiting"] = self.waiting[:80]
         return postfix
@@ -74,7 +92,11 @@ class Progress:
         return (f"[{self.desc}] {self.done}/{self.total} ({pct:.0f}%) errors={self.errors} "
                 f"tokens={_si(self.tokens)} rate={rate:.2f}/s elapsed={elapsed:.0f}s "
                 f"eta={'?' if eta != eta else f'{eta:.0f}s'}"
-                + (f" waiting: {w}" if (w := self._postfix().get("waiting")) else ""))
+                + (f" waiting: {w}" if (w := self._postfix().get("waiting")) else "")
+                + (f" nodes={self._nodes_text()}" if len(self.nodes) > 1 else ""))
+
+    def _nodes_text(self) -> str:
+        return ",".join(f"{n}:{c}" for n, c in sorted(self.nodes.items()))
 
     def close(self) -> None:
         if self._bar is not None:

@@ -19,38 +19,19 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from k2eval.adapters.base import (
-    Adapter,
-    Attempt,
-    AttemptContext,
-    Item,
-    Score,
-    ScoreContext,
-    get_adapter,
-)
-from k2eval.engine.outcomes import CONTEXT_OVERFLOW, record_context_overflow
-from k2eval.engine.progress import Progress
-from k2eval.engine.retry import RetryingChatModel, RetryPolicy
-from k2eval.engine.sandboxes import SandboxProvider
-from k2eval.errors import (
-    ConfigError,
-    ContextOverflow,
-    InfraError,
-    LimitExceeded,
-    ModelError,
-    RunDirError,
-    RunFatalError,
-    UserError,
-)
-from k2eval.models import resolve_model
-from k2eval.models.base import ChatModel, Usage
+from k2eval.adapters.base import Adapter, get_adapter
+from k2eval.engine.executors import Executor, WorkPlan, make_executor
+from k2eval.engine.executors.attempts import RunModels
+from k2eval.engine.progress import Progress, node_label
+from k2eval.errors import RunDirError, RunFatalError, UserError
+from k2eval.records import Attempt, Item, Score, Usage
 from k2eval.scoring import group_by_item, metric_label, pass_at_ks, summarize_metric
-from k2eval.spec import ModelSpec, RunConfig, split_url_credentials
+from k2eval.spec import RunConfig, split_url_credentials
 from k2eval.store.rundir import Redactor, RunDir, load_run
 from k2eval.store.rundir import RunRecord as RunRecord
 
@@ -117,51 +98,8 @@ def load_items(adapter: Adapter, config: RunConfig) -> list[Item]:
 def _secrets(config: RunConfig) -> list[str]:
     specs = [s for s in (config.model, config.user_model, config.judge_model) if s is not None]
     passwords = [split_url_credentials(s.base_url)[2] or "" for s in specs if s.base_url]
-    return [os.environ.get(s.api_key_env, "") for s in specs] + [os.environ.get("HF_TOKEN", "")] + passwords
-
-
-class _Models:
-    """The models of one run: agent, optional user simulator and judge, each behind retries
-    and, when the run has one, the response cache."""
-
-    def __init__(self, config: RunConfig, adapter: Adapter) -> None:
-        for needed, spec, flag in ((adapter.needs_user_model, config.user_model, "--user-model"),
-                                   (adapter.needs_judge_model, config.judge_model, "--judge-model")):
-            if needed and spec is None:
-                raise ConfigError(f"task {config.task.name} needs {flag} (e.g. {flag} openai:gpt-4.1)")
-        self.config = config
-        self.retrying: list[RetryingChatModel] = []
-        """The retry layers, whose waits the progress line announces."""
-        self.agent = self._wrap(config.model)
-        self.user = self._wrap(config.user_model)
-        self.judge = self._wrap(config.judge_model)
-
-    def _wrap(self, spec: ModelSpec | None) -> ChatModel | None:
-        if spec is None:
-            return None
-        retrying = RetryingChatModel(resolve_model(spec), RetryPolicy(
-            max_tries=spec.max_tries, max_retry_after=spec.max_retry_after_s))
-        self.retrying.append(retrying)
-        if self.config.cache is None:
-            return retrying
-        from k2eval.models.caching import CachingChatModel, endpoint_identity
-        from k2eval.store.cache import ResponseCache
-
-        return CachingChatModel(retrying, ResponseCache(self.config.cache),
-                                self.config.cache_mode,  # type: ignore[arg-type]
-                                endpoint_identity(spec))
-
-    def all(self) -> list[ChatModel]:
-        return [m for m in (self.agent, self.user, self.judge) if m is not None]
-
-    async def preflight(self) -> None:
-        for m in self.all():
-            await m.preflight()
-
-    async def aclose(self) -> None:
-        for m in self.all():
-            with contextlib.suppress(Exception):
-                await m.aclose()
+    return ([os.environ.get(s.api_key_env, "") for s in specs] + [os.environ.get("HF_TOKEN", "")]
+            + passwords)
 
 
 def _usage_total(attempts: list[Attempt]) -> dict[str, Any]:
@@ -219,58 +157,50 @@ def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
 
 
 class Engine:
-    """Runs (or resumes) one run directory to completion."""
+    """Runs (or resumes, or regrades) one run directory: decides what is left to do, hands it
+    to an executor, journals every result as it comes back, and writes the summary."""
 
     def __init__(self, config: RunConfig, rundir: RunDir, manifest: dict[str, Any], *,
-                 progress: bool = True, adapter: Adapter | None = None) -> None:
+                 progress: bool = True, adapter: Adapter | None = None,
+                 executor: Executor | None = None) -> None:
         self.config = config
         self.rundir = rundir
         self.manifest = manifest
         self.progress_enabled = progress
         self.adapter = adapter or get_adapter(config.task.adapter)
+        self.executor = executor or make_executor("local")
 
-    async def _solve(self, item: Item, index: int, models: _Models,
-                     sandbox_factory: SandboxProvider | None) -> Attempt:
-        assert models.agent is not None
-        ctx = AttemptContext(item=item, index=index, config=self.config, model=models.agent,
-                             user_model=models.user, judge_model=models.judge,
-                             sandbox_factory=sandbox_factory)
-        attempt = Attempt(item_id=item.id, index=index, started=time.time())
+    @contextlib.asynccontextmanager
+    async def _session(self, *, n_solve: int, n_score: int, label: str,
+                       setup: bool) -> AsyncIterator[Progress]:
+        """The setup and teardown `execute` and `rescore` share: models, executor, preflight
+        (only when attempts are solved), the adapter's conditions, the progress bar."""
+        config, adapter = self.config, self.adapter
+        needs_models = n_solve > 0 or (adapter.needs_judge_model and n_score > 0)
+        models = RunModels(config, adapter) if needs_models else None
+        progress = Progress(n_solve + n_score, label, enabled=self.progress_enabled)
+        for retrying in models.retrying if models else ():
+            retrying.notify = progress.note
         try:
-            result = await self.adapter.solve(item, ctx)
-            attempt.messages, attempt.output = result.messages, result.output
-        except LimitExceeded as exc:
-            attempt.output = {"ended_by": "limit", "limit": str(exc)}
-        except ContextOverflow as exc:
-            record_context_overflow(attempt, exc, ctx)
-        except ModelError as exc:
-            attempt.status = "error"
-            attempt.error = {"type": type(exc).__name__, "message": str(exc), "status": exc.status}
-        except (UserError, ConfigError, RunFatalError):
-            raise
-        except InfraError as exc:
-            attempt.status = "error"
-            attempt.error = {"type": "InfraError", "message": str(exc)}
-        except Exception as exc:  # an adapter bug must not sink the other attempts
-            attempt.status = "error"
-            attempt.error = {"type": type(exc).__name__, "message": str(exc),
-                             "traceback": traceback.format_exc(limit=8)}
-        attempt.ended = time.time()
-        attempt.calls = ctx.calls
-        attempt.usage = {role: u.to_dict() for role, u in ctx.usage.items()}
-        return attempt
-
-    async def _score(self, item: Item, attempt: Attempt, sctx: ScoreContext) -> Score:
-        if attempt.output.get("ended_by") == CONTEXT_OVERFLOW:
-            return Score(item.id, attempt.index, 0.0, attempt.output["reason"])
-        try:
-            return await self.adapter.score(item, attempt, sctx)
-        except (UserError, ConfigError, RunFatalError):
-            raise
-        except Exception as exc:
-            return Score(item_id=item.id, index=attempt.index, value=0.0, status="error",
-                         reason=f"grader failed: {type(exc).__name__}: {exc}",
-                         details={"traceback": traceback.format_exc(limit=8)})
+            await self.executor.start(WorkPlan(config=config, adapter=adapter,
+                                               run_id=self.manifest["run_id"], models=models,
+                                               n_solve=n_solve, n_score=n_score))
+            self.manifest["executor"] = self.executor.describe()
+            if n_solve and models is not None:
+                await models.preflight()
+                assert models.agent is not None
+                self.manifest["model"] = {**models.agent.describe(), **_model_record(config)}
+            self.rundir.write_manifest(self.manifest)
+            if setup:
+                await adapter.setup(config)
+            self._record_conditions()
+            yield progress
+        finally:
+            progress.close()
+            await self.executor.aclose()
+            self.manifest["executor"] = self.executor.describe()  # with what happened
+            if models is not None:
+                await models.aclose()
 
     async def execute(self, items: list[Item]) -> dict[str, Any]:
         config, rundir = self.config, self.rundir
@@ -282,80 +212,82 @@ class Engine:
         to_score = [a for key, a in attempts.items() if a.status == "ok" and a.item_id in by_id
                     and key[1] < config.task.k
                     and (key not in scores or scores[key].status != "ok")]
-        needs_models = bool(todo)
-        models = _Models(config, self.adapter) if needs_models else None
-        sandbox_factory = SandboxProvider(limit=config.sandboxes, run_id=self.manifest["run_id"],
-                                          purpose=config.task.name) \
-            if self.adapter.needs_sandbox else None
-        sctx = ScoreContext(config=config, judge_model=models.judge if models else None,
-                            sandbox_factory=sandbox_factory)
-        if models is None and self.adapter.needs_judge_model and to_score:
-            models = _Models(config, self.adapter)
-            sctx.judge_model = models.judge
-        progress = Progress(len(todo) + len(to_score), config.task.name,
-                            enabled=self.progress_enabled)
-        for retrying in models.retrying if models else ():
-            retrying.notify = progress.note
-        try:
-            if models is not None:
-                await models.preflight()
-                assert models.agent is not None
-                self.manifest["model"] = {**models.agent.describe(), **_model_record(config)}
-                self.rundir.write_manifest(self.manifest)
-            await self.adapter.setup(config)
-            self._record_conditions()
-            score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue()
-            for a in to_score:
-                score_queue.put_nowait(a)
-            work: asyncio.Queue[tuple[Item, int]] = asyncio.Queue()
-            for pair in todo:
-                work.put_nowait(pair)
-
-            async def solver() -> None:
-                assert models is not None
-                while True:
-                    try:
-                        item, index = work.get_nowait()
-                    except asyncio.QueueEmpty:
-                        return
-                    attempt = await self._solve(item, index, models, sandbox_factory)
-                    rundir.append_attempt(attempt)
-                    attempts[(item.id, index)] = attempt
-                    if attempt.status == "ok":
-                        await score_queue.put(attempt)
-                    else:
-                        progress.update(errors=1)
-
-            async def scorer() -> None:
-                while True:
-                    attempt = await score_queue.get()
-                    if attempt is None:
-                        return
-                    score = await self._score(by_id[attempt.item_id], attempt, sctx)
-                    rundir.append_score(score)
-                    scores[(attempt.item_id, attempt.index)] = score
-                    tokens = sum(int(u.get("completion_tokens", 0)) for u in attempt.usage.values())
-                    progress.update(errors=int(score.status != "ok"), tokens=tokens)
-
-            n_scorers = config.sandboxes if self.adapter.needs_sandbox else config.concurrency
-            scorers = [asyncio.create_task(scorer()) for _ in range(max(1, n_scorers))]
-            solvers = [asyncio.create_task(solver())
-                       for _ in range(max(1, min(config.concurrency, len(todo))))] if todo else []
-            try:
-                await asyncio.gather(*solvers)
-                for _ in scorers:
-                    score_queue.put_nowait(None)
-                await asyncio.gather(*scorers)
-            finally:
-                for t in (*solvers, *scorers):
-                    t.cancel()
-        finally:
-            progress.close()
-            if models is not None:
-                await models.aclose()
-            if sandbox_factory is not None:
-                await sandbox_factory.aclose()
+        async with self._session(n_solve=len(todo), n_score=len(to_score),
+                                 label=config.task.name, setup=True) as progress:
+            await self._pipeline(by_id, todo, to_score, attempts, scores, progress)
         return self._finish(items, attempts, scores)
+
+    async def _pipeline(self, by_id: dict[str, Item], todo: list[tuple[Item, int]],
+                        to_score: list[Attempt], attempts: dict[tuple[str, int], Attempt],
+                        scores: dict[tuple[str, int], Score], progress: Progress) -> None:
+        """Solve `todo` and grade each attempt as it finishes (plus `to_score`), journaling
+        every result the moment it comes back."""
+        executor, rundir = self.executor, self.rundir
+        score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue()
+        for a in to_score:
+            score_queue.put_nowait(a)
+        work: asyncio.Queue[tuple[Item, int]] = asyncio.Queue()
+        for pair in todo:
+            work.put_nowait(pair)
+
+        async def solver() -> None:
+            while True:
+                try:
+                    item, index = work.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                attempt = await executor.solve(item, index)
+                rundir.append_attempt(attempt)
+                attempts[(item.id, index)] = attempt
+                if attempt.status == "ok":
+                    await score_queue.put(attempt)
+                else:
+                    progress.update(errors=1, node=node_label(attempt.worker))
+
+        async def scorer() -> None:
+            while True:
+                attempt = await score_queue.get()
+                if attempt is None:
+                    return
+                score = await executor.score(by_id[attempt.item_id], attempt)
+                rundir.append_score(score)
+                scores[(attempt.item_id, attempt.index)] = score
+                tokens = sum(int(u.get("completion_tokens", 0)) for u in attempt.usage.values())
+                progress.update(errors=int(score.status != "ok"), tokens=tokens,
+                                node=node_label(attempt.worker))
+
+        scorers = [asyncio.create_task(scorer()) for _ in range(max(1, executor.score_slots))]
+        solvers = [asyncio.create_task(solver())
+                   for _ in range(max(1, min(executor.solve_slots, len(todo))))] if todo else []
+        try:
+            await asyncio.gather(*solvers)
+            for _ in scorers:
+                score_queue.put_nowait(None)
+            await asyncio.gather(*scorers)
+        finally:
+            for t in (*solvers, *scorers):
+                t.cancel()
+
+    async def rescore(self, items: list[Item]) -> dict[str, Any]:
+        """Regrade every solved attempt (no model calls); see `rescore_async`."""
+        config, rundir = self.config, self.rundir
+        by_id = {it.id: it for it in items}
+        attempts = rundir.attempts()
+        todo = [a for key, a in attempts.items()
+                if a.status == "ok" and a.item_id in by_id and key[1] < config.task.k]
+        async with self._session(n_solve=0, n_score=len(todo), label=f"rescore {config.task.name}",
+                                 setup=False) as progress:
+            gate = asyncio.Semaphore(max(1, self.executor.score_slots))
+
+            async def one(a: Attempt) -> Score:
+                async with gate:
+                    s = await self.executor.score(by_id[a.item_id], a)
+                progress.update(errors=int(s.status != "ok"), node=node_label(a.worker))
+                return s
+
+            new_scores = await asyncio.gather(*(one(a) for a in todo))
+            rundir.rewrite_scores(list(new_scores))
+        return self._finish(items, attempts, {(s.item_id, s.index): s for s in new_scores})
 
     def _record_conditions(self) -> None:
         self.manifest["conditions"] = self.adapter.conditions(self.config)
@@ -383,15 +315,16 @@ def _install_signal_handlers(task: asyncio.Task[Any]) -> None:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
 
 
-async def _drive(engine: Engine, items: list[Item]) -> dict[str, Any]:
+async def _drive(engine: Engine, items: list[Item], *, rescore: bool = False) -> dict[str, Any]:
     current = asyncio.current_task()
     if current is not None:
         _install_signal_handlers(current)
     try:
-        return await engine.execute(items)
+        return await (engine.rescore(items) if rescore else engine.execute(items))
     except (asyncio.CancelledError, KeyboardInterrupt):
-        engine.manifest["status"] = "interrupted"
-        engine.rundir.write_manifest(engine.manifest)
+        if not rescore:
+            engine.manifest["status"] = "interrupted"
+            engine.rundir.write_manifest(engine.manifest)
         raise
     except RunFatalError as exc:
         engine.manifest.update(status="stopped", ended=time.time(), error=str(exc))
@@ -417,8 +350,18 @@ def _model_record(config: RunConfig) -> dict[str, Any]:
     return {"label": config.model.spec, "spec": config.model.to_dict()}
 
 
+ExecutorChoice = Executor | str | None
+"""An `Executor`, or a name for `make_executor` ("local", the default, or "ray")."""
+
+
+def _executor(choice: ExecutorChoice) -> Executor:
+    return choice if isinstance(choice, Executor) else make_executor(choice or "local")
+
+
 async def run_async(config: RunConfig, out_dir: Path, run_id: str | None = None, *,
-                    progress: bool = True, argv: list[str] | None = None) -> Run:
+                    progress: bool = True, argv: list[str] | None = None,
+                    executor: ExecutorChoice = None) -> Run:
+    chosen = _executor(executor)
     adapter = get_adapter(config.task.adapter)
     items = await asyncio.to_thread(load_items, adapter, config)
     run_id = run_id or new_run_id(config.task.name)
@@ -439,88 +382,62 @@ async def run_async(config: RunConfig, out_dir: Path, run_id: str | None = None,
         "status": "running",
     }
     rundir = RunDir.create(Path(out_dir) / run_id, manifest, Redactor(_secrets(config)))
-    engine = Engine(config, rundir, manifest, progress=progress, adapter=adapter)
+    engine = Engine(config, rundir, manifest, progress=progress, adapter=adapter, executor=chosen)
     summary = await _drive(engine, items)
     return Run(rundir.path, summary)
 
 
-def _reopen(path: Path, base_urls: dict[str, str] | None = None,
-            ) -> tuple[RunConfig, RunDir, dict[str, Any], Engine, list[Item]]:
+def _reopen(path: Path, *, progress: bool, executor: ExecutorChoice,
+            base_urls: dict[str, str] | None = None) -> tuple[Engine, list[Item]]:
     rundir = RunDir.open(Path(path))
     manifest = rundir.read_manifest()
     config = RunConfig.from_dict(manifest["config"]).with_base_urls(base_urls or {})
     rundir.redact = Redactor(_secrets(config))
-    engine = Engine(config, rundir, manifest)
+    engine = Engine(config, rundir, manifest, progress=progress, executor=_executor(executor))
     items = load_items(engine.adapter, config)
     fp = dataset_fingerprint(items)
     if fp != manifest["dataset"]["fingerprint"]:
         raise RunDirError(f"the dataset changed since {path} was started (fingerprint {fp} != "
                           f"{manifest['dataset']['fingerprint']}): use the same --data")
-    return config, rundir, manifest, engine, items
+    return engine, items
 
 
-async def resume_async(path: Path, *, progress: bool = True,
+async def resume_async(path: Path, *, progress: bool = True, executor: ExecutorChoice = None,
                        base_urls: dict[str, str] | None = None) -> Run:
     """Finish a run: attempts already journaled as finished are not repeated; errored ones are.
-    `base_urls` (by role: model, user_model, judge_model) give back credentials in base URLs."""
-    _, rundir, manifest, engine, items = await asyncio.to_thread(_reopen, path, base_urls)
-    engine.progress_enabled = progress
-    manifest["status"] = "running"
-    manifest.setdefault("resumed", []).append(time.time())
-    rundir.write_manifest(manifest)
+    Any executor can resume a run started on any other. `base_urls` (by role: model,
+    user_model, judge_model) give back credentials in base URLs, which are never recorded."""
+    engine, items = await asyncio.to_thread(_reopen, path, progress=progress, executor=executor,
+                                            base_urls=base_urls)
+    engine.manifest["status"] = "running"
+    engine.manifest.setdefault("resumed", []).append(time.time())
+    engine.rundir.write_manifest(engine.manifest)
     summary = await _drive(engine, items)
-    return Run(rundir.path, summary)
+    return Run(engine.rundir.path, summary)
 
 
-async def rescore_async(path: Path, *, progress: bool = True) -> Run:
+async def rescore_async(path: Path, *, progress: bool = True,
+                        executor: ExecutorChoice = None) -> Run:
     """Recompute every score from stored attempts, without calling the model.
 
     Attempts that never finished stay unfinished (`resume` completes them)."""
-    _, rundir, manifest, engine, items = await asyncio.to_thread(_reopen, path)
-    config, adapter = engine.config, engine.adapter
-    by_id = {it.id: it for it in items}
-    attempts = rundir.attempts()
-    todo = [a for key, a in attempts.items()
-            if a.status == "ok" and a.item_id in by_id and key[1] < config.task.k]
-    models = _Models(config, adapter) if adapter.needs_judge_model else None
-    sandbox_factory = SandboxProvider(limit=config.sandboxes, run_id=manifest["run_id"],
-                                      purpose=config.task.name) if adapter.needs_sandbox else None
-    sctx = ScoreContext(config=config, judge_model=models.judge if models else None,
-                        sandbox_factory=sandbox_factory)
-    engine._record_conditions()
-    bar = Progress(len(todo), f"rescore {config.task.name}", enabled=progress)
-    gate = asyncio.Semaphore(config.sandboxes if adapter.needs_sandbox else config.concurrency)
-
-    async def one(a: Attempt) -> Score:
-        async with gate:
-            s = await engine._score(by_id[a.item_id], a, sctx)
-        bar.update(errors=int(s.status != "ok"))
-        return s
-
-    try:
-        new_scores = await asyncio.gather(*(one(a) for a in todo))
-        rundir.rewrite_scores(list(new_scores))
-        summary = engine._finish(items, attempts, {(s.item_id, s.index): s for s in new_scores})
-    finally:
-        bar.close()
-        if models is not None:
-            await models.aclose()
-        if sandbox_factory is not None:
-            await sandbox_factory.aclose()
-        rundir.close()
-        await _cleanup_sandboxes()
-    return Run(rundir.path, summary)
+    engine, items = await asyncio.to_thread(_reopen, path, progress=progress, executor=executor)
+    summary = await _drive(engine, items, rescore=True)
+    return Run(engine.rundir.path, summary)
 
 
 def run_task(config: RunConfig, out_dir: Path, run_id: str | None = None, *,
-             progress: bool = True) -> Path:
+             progress: bool = True, executor: ExecutorChoice = None) -> Path:
     """Synchronous entry point: run a task to completion and return its run directory."""
-    return asyncio.run(run_async(config, out_dir, run_id, progress=progress)).path
+    return asyncio.run(run_async(config, out_dir, run_id, progress=progress,
+                                 executor=executor)).path
 
 
-def resume_run(path: Path, *, progress: bool = True, base_urls: dict[str, str] | None = None) -> Run:
-    return asyncio.run(resume_async(Path(path), progress=progress, base_urls=base_urls))
+def resume_run(path: Path, *, progress: bool = True, executor: ExecutorChoice = None,
+               base_urls: dict[str, str] | None = None) -> Run:
+    return asyncio.run(resume_async(Path(path), progress=progress, executor=executor,
+                                    base_urls=base_urls))
 
 
-def rescore_run(path: Path, *, progress: bool = True) -> Run:
-    return asyncio.run(rescore_async(Path(path), progress=progress))
+def rescore_run(path: Path, *, progress: bool = True, executor: ExecutorChoice = None) -> Run:
+    return asyncio.run(rescore_async(Path(path), progress=progress, executor=executor))

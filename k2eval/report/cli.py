@@ -6,7 +6,9 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+from k2eval.cli import add_executor_flags, executor_of
 from k2eval.errors import UserError
 
 FORMATS = ("md", "csv", "html", "json")
@@ -93,6 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", metavar="PATH|URL",
                    help="response cache for every run whose suite entry names none "
                         "(see `k2eval run --cache`)")
+    add_executor_flags(p.add_argument_group("execution (each run of the suite)"))
     p.set_defaults(func=cmd_nightly)
     nsub = p.add_subparsers(dest="nightly_command", metavar="SUBCOMMAND")
     r = nsub.add_parser("reindex", help="rebuild the history database from the run directories",
@@ -215,7 +218,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     try:
         result = run_nightly(args.suite, store, args.out, baseline=args.baseline,
                              thresholds=Thresholds(args.alpha, args.min_delta),
-                             cache=args.cache)
+                             cache=args.cache, runner=_suite_runner(args))
     finally:
         store.close()
     for v in result.verdicts:
@@ -225,6 +228,16 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     if regressed:
         print(f"REGRESSION in {', '.join(v.slot for v in regressed)}", file=sys.stderr)
     return result.exit_code
+
+
+def _suite_runner(args: argparse.Namespace) -> Any:
+    """Each run of the suite on the executor the flags name (a fresh one per run)."""
+    from k2eval.engine import run_task
+
+    def runner(config: Any, out_dir: Path) -> Path:
+        return run_task(config, out_dir, progress=False, executor=executor_of(args))
+
+    return runner
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:

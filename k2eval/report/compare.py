@@ -20,8 +20,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import UserError
+from k2eval.records import Attempt, Score
 from k2eval.report import charts
 from k2eval.report.render import render
 from k2eval.report.runs import DamagedRun, RunView, load_runs, protocol_differences

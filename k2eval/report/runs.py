@@ -9,8 +9,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import RunDirError
+from k2eval.records import Attempt, Score
 from k2eval.scoring import group_by_item, per_item_values
 from k2eval.store.lock import LOCK, is_held, read_holder
 from k2eval.store.rundir import ATTEMPTS, MANIFEST, SCORES, SUMMARY, RunRecord, load_run

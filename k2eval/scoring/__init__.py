@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from k2eval.adapters.base import Item, Score
+    from k2eval.records import Item, Score
 
 Z95 = 1.959963984540054
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from k2eval.adapters.base import Attempt, Score
 from k2eval.errors import RunDirError
+from k2eval.records import Attempt, Score
 from k2eval.spec import redact_url_credentials
 from k2eval.store.lock import WriterLock
 

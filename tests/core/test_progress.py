@@ -28,3 +28,15 @@ def test_disabled_progress_prints_nothing() -> None:
     bar.update()
     bar.update()
     assert out.getvalue() == ""
+
+
+def test_per_node_counts_appear_once_results_come_from_several_nodes() -> None:
+    out = io.StringIO()
+    bar = Progress(3, "aime2025", stream=out, interval_s=0.0)
+    bar.update(node="local")
+    bar.update(node="8bc3c2b0")
+    bar.update(node="8bc3c2b0", errors=1)
+    lines = out.getvalue().splitlines()
+    assert "nodes=" not in lines[0]
+    assert lines[-1].endswith("nodes=8bc3c2b0:2,local:1")
+    assert "3/3 (100%) errors=1" in lines[-1]

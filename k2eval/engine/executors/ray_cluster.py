@@ -1,0 +1,339 @@
+"""The Ray executor: attempts run on async Ray actors across a cluster; the driver journals.
+
+Placement
+- Tasks without sandboxes: `workers` actors (default: one per alive node), pinned round-robin
+  to the nodes. The driver keeps at most `--concurrency` attempts in flight across all of
+  them; an attempt makes one model call at a time, so the cluster never has more than
+  `--concurrency` calls in flight per endpoint, as with the local executor. Grading runs on
+  the driver (it needs no sandbox; a judge model, where one grades, is the driver's).
+- Sandboxed tasks: one actor per `sandbox_slots` unit of each node (the Ray custom resource a
+  node declares with `ray start --resources '{"sandbox_slots": N}'`), each holding one slot
+  and at most one container at a time, so no node ever holds more containers than its slots.
+  Solving and grading both run there, on the node's Docker engine; an attempt is graded on the
+  node that solved it when that node still has a worker. A cluster without any slot is refused
+  before any model call.
+
+Faults
+- A worker process or node that dies mid-attempt loses only that call: the driver sends the
+  attempt again to a live worker (at most `max_tries` times in all, then the attempt is
+  journaled as an infrastructure error, which `resume` retries). Only the driver writes the
+  journal, one line per attempt it received, so a retried attempt is never journaled twice.
+  Ray restarts a dead actor in place; this run's containers left by dead workers are removed
+  from each node when the run ends.
+
+Secrets
+- API keys (the environment variables the run's model specs name, and HF_TOKEN) reach the
+  workers only through the job's runtime environment (`env_vars`), never through task
+  arguments or the object store. Ray's runtime-env agent logs the job's environment at INFO
+  level: start nodes with `RAY_LOGGER_LEVEL=warning` (the line that
+  `python -m k2eval.engine.executors.slots` prints does) so that keys never reach the
+  session logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections import Counter
+from typing import Any
+
+from k2eval.engine.executors.attempts import AttemptRunner
+from k2eval.engine.executors.base import Executor, WorkPlan
+from k2eval.errors import ConfigError, InfraError, RunFatalError, UserError
+from k2eval.records import Attempt, Item, Score
+
+SLOT_RESOURCE = "sandbox_slots"
+SECRET_ENVS = ("HF_TOKEN",)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'k2eval[ray]'") from None
+    return ray
+
+
+def resolve_address(address: str | None) -> str:
+    """`--ray-address`, else $RAY_ADDRESS, else "auto" (the cluster `ray start` started here)."""
+    return address or os.environ.get("RAY_ADDRESS") or "auto"
+
+
+def probe_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in one line when a `host:port` (or `ray://host:port`) address does not answer."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("@", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UserError(f"--ray-address {address}: expected HOST:PORT (or 'auto')")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): "
+                        "start it with `ray start --head` or fix --ray-address / RAY_ADDRESS") from None
+
+
+def _secret_env(plan: WorkPlan) -> dict[str, str]:
+    config = plan.config
+    names = {s.api_key_env for s in (config.model, config.user_model, config.judge_model)
+             if s is not None} | set(SECRET_ENVS)
+    return {n: os.environ[n] for n in sorted(names) if os.environ.get(n)}
+
+
+def _is_worker_loss(exc: BaseException, ray: Any) -> bool:
+    lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+            ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
+            ray.exceptions.OwnerDiedError)
+    return isinstance(exc, lost)
+
+
+class RayExecutor(Executor):
+    """Runs attempts on a Ray cluster (see the module docstring).
+
+    Connects with `ray.init(address)` and disconnects when the run ends; when the calling
+    process has already called `ray.init` itself, that connection (and its runtime
+    environment, which must then carry the API keys) is used as it is."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None,
+                 max_tries: int = 3, ready_timeout_s: float = 600.0,
+                 revive_timeout_s: float = 300.0) -> None:
+        if workers is not None and workers < 1:
+            raise UserError(f"--ray-workers must be >= 1 (got {workers})")
+        import_ray()  # fail at once, before anything is loaded or called
+        self.address = resolve_address(address)
+        self.workers = workers
+        self.max_tries = max(1, max_tries)
+        self.ready_timeout_s = ready_timeout_s
+        self.revive_timeout_s = revive_timeout_s
+        self._ray: Any = None
+        self._owns_ray = False
+        self._plan: WorkPlan | None = None
+        self._actors: list[Any] = []
+        self._where: dict[int, dict[str, Any]] = {}
+        self._load: Counter[int] = Counter()
+        self._dead: set[int] = set()
+        self._suspect: set[int] = set()
+        self._revivals: list[asyncio.Task[None]] = []
+        self._driver_scorer: AttemptRunner | None = None
+        self._slots = 0
+        self._nodes: list[str] = []
+        self._n_workers = 0
+        self._start_s = 0.0
+        self.rescheduled = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, plan: WorkPlan) -> None:
+        t0 = time.monotonic()
+        self._plan = plan
+        ray = self._ray = import_ray()
+        if not ray.is_initialized():
+            probe_address(self.address)
+            try:
+                ray.init(address=self.address, runtime_env={"env_vars": _secret_env(plan)},
+                         log_to_driver=False, logging_level="warning",
+                         configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"cannot connect to the Ray cluster at {self.address}: {first}") from None
+            self._owns_ray = True
+        sandboxed = plan.adapter.needs_sandbox
+        if not sandboxed:
+            self._driver_scorer = AttemptRunner(plan.config, plan.adapter, run_id=plan.run_id,
+                                                models=plan.models, sandbox_limit=None)
+        if plan.n_solve or (sandboxed and plan.n_score):
+            await self._start_actors(self._placements(sandboxed), sandboxed)
+        self._start_s = round(time.monotonic() - t0, 3)
+
+    def _alive_nodes(self) -> list[dict[str, Any]]:
+        return [n for n in self._ray.nodes() if n.get("Alive")]
+
+    def _placements(self, sandboxed: bool) -> list[str]:
+        """The node id of each actor to start."""
+        nodes = self._alive_nodes()
+        if not nodes:
+            raise UserError(f"the Ray cluster at {self.address} has no alive node")
+        if sandboxed:
+            assert self._plan is not None
+            slots = [(n["NodeID"], int(n.get("Resources", {}).get(SLOT_RESOURCE, 0))) for n in nodes]
+            self._slots = sum(count for _, count in slots)
+            if not self._slots:
+                raise ConfigError(
+                    f"task {self._plan.config.task.name} runs code in sandboxes, but no node of "
+                    f"the Ray cluster at {self.address} declares {SLOT_RESOURCE}: start nodes "
+                    f"with `ray start --resources '{{\"{SLOT_RESOURCE}\": N}}'` "
+                    "(`python -m k2eval.engine.executors.slots` prints the line for a node)")
+            return [node for node, count in slots for _ in range(count)]
+        ids = [n["NodeID"] for n in nodes]
+        return [ids[i % len(ids)] for i in range(self.workers or len(ids))]
+
+    async def _start_actors(self, placements: list[str], sandboxed: bool) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from k2eval.engine.executors.ray_worker import AttemptWorker
+
+        assert self._plan is not None
+        ray, plan = self._ray, self._plan
+        remote = ray.remote(AttemptWorker)
+        per_actor = plan.config.concurrency + 8
+        for node in placements:
+            options: dict[str, Any] = dict(
+                num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=per_actor,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+            if sandboxed:
+                options["resources"] = {SLOT_RESOURCE: 1}
+            self._actors.append(remote.options(**options).remote(
+                plan.config, plan.run_id, 1 if sandboxed else None))
+        self._n_workers = len(self._actors)
+        refs = [a.where.remote() for a in self._actors]
+        try:
+            infos = await asyncio.wait_for(asyncio.gather(*refs), self.ready_timeout_s)
+        except TimeoutError:
+            raise UserError(f"Ray workers did not start within {self.ready_timeout_s:.0f} s on "
+                            f"the cluster at {self.address} (are its {SLOT_RESOURCE} held by "
+                            "other runs?)") from None
+        except ray.exceptions.RayTaskError as exc:
+            raise self._cause(exc) from None
+        self._where = dict(enumerate(infos))
+        self._nodes = sorted({str(w["node_id"]) for w in infos})
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "workers": self._n_workers,
+                "nodes": self._nodes, "sandbox_slots": self._slots or None,
+                "rescheduled": self.rescheduled, "start_s": self._start_s}
+
+    async def aclose(self) -> None:
+        ray = self._ray
+        if ray is None:
+            return
+        for task in self._revivals:
+            task.cancel()
+        try:
+            if self._actors:
+                pruned: set[str] = set()
+                calls = []
+                for i, actor in enumerate(self._actors):
+                    node = str(self._where.get(i, {}).get("node_id"))
+                    prune = bool(self._slots) and node not in pruned
+                    pruned.add(node)
+                    calls.append(actor.close.remote(prune))
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 120)
+                for actor in self._actors:
+                    with contextlib.suppress(Exception):
+                        ray.kill(actor)
+            if self._driver_scorer is not None:
+                await self._driver_scorer.aclose()
+        finally:
+            self._actors = []
+            if self._owns_ray:
+                ray.shutdown()
+                self._owns_ray = False
+
+    # --- dispatch --------------------------------------------------------------------------
+
+    @property
+    def solve_slots(self) -> int:
+        assert self._plan is not None
+        return self._plan.config.concurrency
+
+    @property
+    def score_slots(self) -> int:
+        assert self._plan is not None
+        return self._slots if self._plan.adapter.needs_sandbox else self._plan.config.concurrency
+
+    async def _pick(self, node: str | None) -> int:
+        """The least loaded healthy worker (on `node` when it has one); waits while every
+        worker is restarting."""
+        deadline = time.monotonic() + self.revive_timeout_s
+        while True:
+            live = [i for i in range(len(self._actors)) if i not in self._dead]
+            if not live:
+                raise InfraError(f"every Ray worker of this run is dead (cluster {self.address})")
+            healthy = [i for i in live if i not in self._suspect]
+            if healthy:
+                local = [i for i in healthy if self._where.get(i, {}).get("node_id") == node]
+                return min(local or healthy, key=lambda i: (self._load[i], i))
+            if time.monotonic() > deadline:
+                raise InfraError(f"no Ray worker came back within {self.revive_timeout_s:.0f} s")
+            await asyncio.sleep(0.5)
+
+    def _lost(self, i: int, exc: BaseException) -> None:
+        """Worker `i` died under a call: skip it until Ray has restarted it (or for good)."""
+        if isinstance(exc, self._ray.exceptions.ActorDiedError):
+            self._dead.add(i)
+        elif i not in self._suspect and i not in self._dead:
+            self._suspect.add(i)
+            self._revivals.append(asyncio.create_task(self._revive(i)))
+
+    async def _revive(self, i: int) -> None:
+        ray, deadline = self._ray, time.monotonic() + self.revive_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self._where[i] = await asyncio.wait_for(self._actors[i].where.remote(), 60)
+            except ray.exceptions.ActorDiedError:
+                break
+            except Exception:
+                await asyncio.sleep(1.0)
+                continue
+            self._suspect.discard(i)
+            return
+        self._dead.add(i)
+        self._suspect.discard(i)
+
+    @staticmethod
+    def _cause(exc: Any) -> BaseException:
+        cause = getattr(exc, "cause", None)
+        return cause if isinstance(cause, BaseException) else exc
+
+    async def _call(self, method: str, *args: Any, node: str | None = None) -> Any:
+        """Call an actor method, moving to another worker when the one running it dies."""
+        ray = self._ray
+        last: BaseException | None = None
+        for _ in range(self.max_tries):
+            i = await self._pick(node)
+            self._load[i] += 1
+            try:
+                return await getattr(self._actors[i], method).remote(*args)
+            except ray.exceptions.RayTaskError as exc:
+                cause = self._cause(exc)
+                if isinstance(cause, UserError | RunFatalError):
+                    raise cause from None
+                raise InfraError(f"{type(cause).__name__}: {cause}") from None
+            except Exception as exc:
+                if not _is_worker_loss(exc, ray):
+                    raise
+                last = exc
+                self.rescheduled += 1
+                self._lost(i, exc)
+            finally:
+                self._load[i] -= 1
+        first = str(last).strip().splitlines()[0] if last is not None else ""
+        raise InfraError(f"Ray worker lost {self.max_tries} times under this attempt: {first}")
+
+    async def solve(self, item: Item, index: int) -> Attempt:
+        started = time.time()
+        try:
+            attempt: Attempt = await self._call("solve", item, index)
+            return attempt
+        except InfraError as exc:
+            return Attempt(item_id=item.id, index=index, status="error", started=started,
+                           ended=time.time(), error={"type": "InfraError", "message": str(exc)})
+
+    async def score(self, item: Item, attempt: Attempt) -> Score:
+        if self._driver_scorer is not None:
+            return await self._driver_scorer.score(item, attempt)
+        node = (attempt.worker or {}).get("node_id")
+        try:
+            result: Score = await self._call("score", item, attempt, node=node)
+            return result
+        except InfraError as exc:
+            return Score(item_id=item.id, index=attempt.index, value=0.0, status="error",
+                         reason=f"grader failed: {exc}")

@@ -1,0 +1,121 @@
+"""The Ray actor that runs attempts on a cluster node.
+
+Each actor is one process with its own asyncio loop (Ray runs the `async` methods of an
+actor on it), its own adapter instance, model clients and sandbox provider. It returns every
+result to the driver and writes nothing to the run directory. API keys come from the
+process environment, which Ray fills from the job's runtime environment.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from k2eval.adapters.base import get_adapter
+from k2eval.engine.executors.attempts import AttemptRunner, RunModels
+from k2eval.errors import UserError
+from k2eval.records import Attempt, Item, Score
+from k2eval.spec import RunConfig
+
+
+class AttemptWorker:
+    """Solves and grades attempts for one run (made a Ray actor by `ray_cluster`).
+
+    `sandbox_limit` is the number of the node's `sandbox_slots` this actor holds (1 for
+    sandboxed tasks, None otherwise)."""
+
+    def __init__(self, config: RunConfig, run_id: str, sandbox_limit: int | None) -> None:
+        import ray
+
+        node_id = ray.get_runtime_context().get_node_id()
+        self.where_info = {"node_id": node_id, "hostname": socket.gethostname(),
+                           "pid": os.getpid()}
+        self.config = config
+        self.run_id = run_id
+        self.sandbox_limit = sandbox_limit
+        self._runner: AttemptRunner | None = None
+
+    def _ensure_runner(self) -> AttemptRunner:
+        # Built on first use, inside the actor's event loop (model clients bind to it).
+        if self._runner is None:
+            adapter = get_adapter(self.config.task.adapter)
+            node = str(self.where_info["node_id"])[:8]
+            self._runner = AttemptRunner(self.config, adapter, run_id=self.run_id,
+                                         models=RunModels(self.config, adapter),
+                                         sandbox_limit=self.sandbox_limit,
+                                         worker=self.where_info,
+                                         sandbox_purpose=f"{self.config.task.name}.{node}")
+        return self._runner
+
+    async def where(self) -> dict[str, Any]:
+        """Where this actor runs; also a readiness check (builds the models, no call)."""
+        self._ensure_runner()
+        return self.where_info
+
+    # The driver checked everything that does not depend on the node before the first model
+    # call; what a worker still refuses (a sandbox image this node cannot get, no Docker
+    # engine) is its node's environment: an infrastructure error of that attempt, naming the
+    # node, never a wrong answer and never the end of the whole run.
+    def _node_named(self, message: str) -> str:
+        return f"{message} [on node {self.where_info['hostname']} {self.where_info['node_id']}]"
+
+    async def solve(self, item: Item, index: int) -> Attempt:
+        started = time.time()
+        try:
+            attempt = await self._ensure_runner().solve(item, index)
+        except UserError as exc:
+            attempt = Attempt(item_id=item.id, index=index, status="error", started=started,
+                              ended=time.time(), worker=self.where_info,
+                              error={"type": "InfraError", "message": str(exc)})
+        if attempt.error and attempt.error.get("type") == "InfraError":
+            attempt.error["message"] = self._node_named(str(attempt.error.get("message")))
+        return attempt
+
+    async def score(self, item: Item, attempt: Attempt) -> Score:
+        try:
+            score = await self._ensure_runner().score(item, attempt)
+        except UserError as exc:
+            score = Score(item_id=item.id, index=attempt.index, value=0.0, status="error",
+                          reason=f"grader failed: {exc}")
+        if score.status != "ok":
+            score.reason = self._node_named(score.reason)
+        return score
+
+    async def close(self, prune: bool = False) -> list[str]:
+        """Close models and sandboxes; with `prune`, also remove this run's containers on this
+        node left by dead workers."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.aclose()
+            if runner.models is not None:
+                await runner.models.aclose()
+        if not prune:
+            return []
+        import asyncio
+
+        return await asyncio.to_thread(remove_orphan_containers, self.run_id)
+
+
+def remove_orphan_containers(run_id: str) -> list[str]:
+    """Remove this run's containers on this node whose owning worker process is gone (a
+    worker killed mid-attempt cannot close its own); returns their names."""
+    import docker
+
+    from k2eval.sandbox.cleanup import (
+        LABEL_OWNER,
+        LABEL_RUN_ID,
+        container_name,
+        managed_containers,
+        owner_alive,
+    )
+
+    client = docker.from_env(timeout=60)
+    removed = []
+    for entry in managed_containers(client):
+        labels = entry.get("Labels") or {}
+        if labels.get(LABEL_RUN_ID) == run_id and not owner_alive(labels.get(LABEL_OWNER, "")):
+            client.api.remove_container(entry["Id"], force=True)
+            removed.append(container_name(entry))
+    return removed

@@ -1,0 +1,99 @@
+"""Bad input for `--executor ray`: one line that says what to fix, before any model call."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, start_cluster
+from lcb_rows import fixture_rows, write_jsonl
+
+from k2eval.testing.fake_openai import Reply
+
+
+def k2eval_cli(*args: str, pythonpath: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "k2eval.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def aime_run(shared_data: Path, fake_openai: Any, tmp_path: Path) -> tuple[Any, list[str]]:
+    srv = fake_openai(lambda body: Reply(text="\\boxed{1}"))
+    return srv, ["run", "--task", "aime2025", "--model", "openai:m", "--base-url", srv.base_url,
+                 "--data", str(shared_data / "aime" / "aime25.jsonl"), "--limit", "2",
+                 "--out", str(tmp_path), "--no-progress"]
+
+
+def test_executor_ray_without_ray_installed_says_to_install_the_extra(
+        aime_run: tuple[Any, list[str]], tmp_path: Path) -> None:
+    hide = tmp_path / "no-ray"
+    (hide / "ray").mkdir(parents=True)
+    (hide / "ray" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'ray'\", name='ray')\n")
+    srv, args = aime_run
+    line = one_line(k2eval_cli(*args, "--executor", "ray", pythonpath=str(hide)))
+    assert "pip install 'k2eval[ray]'" in line
+    assert srv.requests == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_ray_address_is_named_before_any_model_call(
+        aime_run: tuple[Any, list[str]]) -> None:
+    srv, args = aime_run
+    address = f"127.0.0.1:{free_port()}"
+    line = one_line(k2eval_cli(*args, "--executor", "ray", "--ray-address", address))
+    assert address in line and "cannot reach the Ray cluster" in line
+    assert srv.requests == []
+
+
+def test_ray_flags_without_executor_ray_are_refused(aime_run: tuple[Any, list[str]]) -> None:
+    srv, args = aime_run
+    line = one_line(k2eval_cli(*args, "--ray-address", "127.0.0.1:1"))
+    assert "--ray-address only apply with --executor ray" in line
+    assert srv.requests == []
+
+
+@pytest.fixture
+def cluster_without_slots() -> Iterator[str]:
+    """A one-node cluster that declares no `sandbox_slots`."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="k2ray-", dir="/tmp"))
+    cluster = start_cluster(temp_dir, resources={})
+    try:
+        yield cluster.address
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_sandboxed_task_on_a_cluster_without_sandbox_slots_is_refused(
+        cluster_without_slots: str, fake_openai: Any, tmp_path: Path) -> None:
+    srv = fake_openai(lambda body: Reply(text="no code"))
+    data = write_jsonl(tmp_path / "lcb.jsonl", fixture_rows())
+    line = one_line(k2eval_cli("run", "--task", "livecodebench-v6", "--model", "openai:m",
+                               "--base-url", srv.base_url, "--data", str(data), "--out",
+                               str(tmp_path), "--no-progress", "--executor", "ray",
+                               "--ray-address", cluster_without_slots))
+    assert "sandbox_slots" in line and cluster_without_slots in line
+    assert srv.requests == []

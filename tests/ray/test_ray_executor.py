@@ -1,0 +1,305 @@
+"""The Ray executor on a real two-node cluster: same results as the local executor, attempts
+spread over both nodes, workers killed mid-run, driver killed then resumed locally, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, RayCluster
+
+import k2eval
+from k2eval.adapters.aime import PROMPT_SUFFIX
+from k2eval.engine.executors import make_executor
+from k2eval.testing.fake_openai import Reply, last_user_text
+
+KEY = "sk-test-key-0123456789"
+GPQA_LETTER = "ABCD"
+
+
+def journal(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
+
+
+def comparable(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if k != "run_id"}
+
+
+def aime_oracle(aime: Path, correct_first: int) -> Any:
+    """Right answers for the first `correct_first` problems of the file, wrong for the rest."""
+    rows = [json.loads(line) for line in aime.read_text().splitlines() if line.strip()]
+    gold = {r["problem"]: r["answer"] for r in rows}
+    order = list(gold)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        problem = last_user_text(body).removesuffix("\n" + PROMPT_SUFFIX)
+        ok = order.index(problem) < correct_first
+        answer = gold[problem] if ok else int(gold[problem]) + 1
+        return Reply(text=f"work\n\\boxed{{{answer}}}", completion_tokens=7)
+
+    return respond
+
+
+def seeded_letter(body: dict[str, Any]) -> Reply:
+    """A GPQA answer that depends only on the attempt's sampling seed (deterministic per
+    attempt, whichever process sends it)."""
+    return Reply(text=f"ANSWER: {GPQA_LETTER[int(body['seed']) % 4]}", completion_tokens=3)
+
+
+@pytest.fixture
+def aime(shared_data: Path) -> Path:
+    return shared_data / "aime" / "aime25.jsonl"
+
+
+def test_aime_on_ray_matches_the_local_executor_and_runs_on_both_nodes(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 12), latency=0.05)
+    common = dict(base_url=srv.base_url, data=aime, k=2, out=tmp_path, concurrency=8)
+    local = k2eval.evaluate("aime2025", "openai:m", run_id="local", **common)
+    on_ray = k2eval.evaluate("aime2025", "openai:m", run_id="ray", executor="ray",
+                             ray_address=ray_cluster.address, **common)
+    assert comparable(on_ray.summary) == comparable(local.summary)
+    assert on_ray.summary["score"] == pytest.approx(40.0) and on_ray.summary["complete"]
+    rows = journal(on_ray.path)
+    assert Counter((r["item_id"], r["attempt"]) for r in rows) == Counter(
+        {(r["item_id"], r["attempt"]): 1 for r in journal(local.path)})
+    nodes = Counter(r["worker"]["node_id"] for r in rows)
+    assert set(nodes) == {ray_cluster.head_id, ray_cluster.second_id}, nodes
+    assert all(r["worker"]["pid"] != os.getpid() for r in rows)
+    assert {r["worker"]["node_id"] for r in journal(local.path)} == {"local"}
+    manifest = json.loads((on_ray.path / "manifest.json").read_text())
+    assert manifest["executor"]["name"] == "ray" and manifest["executor"]["workers"] == 2
+    # and the other way round: a local run regraded through the Ray executor
+    n_requests = len(srv.requests)
+    regraded = k2eval.rescore_run(local.path, progress=False,
+                                  executor=make_executor("ray", address=ray_cluster.address))
+    assert comparable(regraded.summary) == comparable(local.summary)
+    assert len(srv.requests) == n_requests
+
+
+def test_gpqa_on_ray_matches_the_local_executor(ray_cluster: RayCluster, fake_openai: Any,
+                                                shared_data: Path, tmp_path: Path) -> None:
+    srv = fake_openai(seeded_letter)
+    common = dict(base_url=srv.base_url, data=shared_data / "gpqa" / "dataset.zip", k=2,
+                  limit=20, out=tmp_path, concurrency=8)
+    local = k2eval.evaluate("gpqa-diamond", "openai:m", run_id="local", **common)
+    on_ray = k2eval.evaluate("gpqa-diamond", "openai:m", run_id="ray", executor="ray",
+                             ray_address=ray_cluster.address, **common)
+    assert comparable(on_ray.summary) == comparable(local.summary)
+    assert 0 < on_ray.summary["score"] < 100
+    assert len({r["worker"]["node_id"] for r in journal(on_ray.path)}) == 2
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "k2eval.cli", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_killing_the_second_nodes_worker_mid_run_repeats_and_loses_nothing(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 9), latency=0.8)
+    run = tmp_path / "killed"
+    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
+                   srv.base_url, "--data", str(aime), "--k", "2", "--concurrency", "8",
+                   "--out", str(tmp_path), "--run-id", "killed", "--no-progress",
+                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    try:
+        def second_node_pids() -> set[int]:
+            if not (run / "attempts.jsonl").exists():
+                return set()
+            return {r["worker"]["pid"] for r in journal(run)
+                    if r["worker"]["node_id"] == ray_cluster.second_id}
+
+        wait_for(second_node_pids, 120, "an attempt from the second node")
+        victims = second_node_pids()
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    rows = journal(run)
+    keys = Counter((r["item_id"], r["attempt"]) for r in rows)
+    assert len(keys) == 60 and set(keys.values()) == {1}, "every attempt journaled exactly once"
+    assert all(r["status"] == "ok" for r in rows)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["score"] == pytest.approx(30.0) and summary["complete"]
+    executor = json.loads((run / "manifest.json").read_text())["executor"]
+    assert len(srv.requests) > 60, (executor, victims, err)
+    assert executor["name"] == "ray" and executor["rescheduled"] >= 1
+
+
+def test_driver_kill_9_then_local_resume_repeats_nothing_journaled(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 15), latency=0.3)
+    run = tmp_path / "driver"
+    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
+                   srv.base_url, "--data", str(aime), "--k", "2", "--concurrency", "4",
+                   "--out", str(tmp_path), "--run-id", "driver", "--no-progress",
+                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    try:
+        wait_for(lambda: (run / "attempts.jsonl").exists() and len(journal(run)) >= 8, 120,
+                 "8 journaled attempts")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    time.sleep(2.0)  # the cluster ends the dead driver's job and its workers
+    before = journal(run)
+    done = {(r["item_id"], r["attempt"]) for r in before}
+    n_before = len(srv.requests)
+    resumed = k2eval.resume_run(run, progress=False)
+    after = srv.requests[n_before:]
+    assert resumed.summary["complete"] and resumed.summary["score"] == pytest.approx(50.0)
+    rows = journal(run)
+    keys = Counter((r["item_id"], r["attempt"]) for r in rows)
+    assert len(keys) == 60 and set(keys.values()) == {1}
+    assert len(after) == 60 - len(done), "resume made exactly the missing attempts"
+    assert {r["worker"]["node_id"] for r in rows[len(before):]} == {"local"}
+
+
+def seeded_program(body: dict[str, Any]) -> Reply:
+    """A LiveCodeBench answer (right, wrong or no code) fixed by the attempt's sampling seed."""
+    from lcb_rows import PROBLEMS, fenced
+
+    prompt = last_user_text(body)
+    problem = next(p for p in PROBLEMS.values() if p["question_content"] in prompt)
+    kind = ("correct", "wrong", "none")[int(body["seed"]) % 3]
+    return Reply(text="No code." if kind == "none" else fenced(problem[kind]),
+                 completion_tokens=20)
+
+
+class ContainerCounter:
+    """Counts a run's live containers per node (by their purpose label) while it runs."""
+
+    def __init__(self, run_id: str) -> None:
+        import threading
+
+        import docker
+
+        self.client = docker.from_env()
+        self.run_id = run_id
+        self.peak: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+
+    def poll(self) -> None:
+        from k2eval.sandbox.cleanup import LABEL_PURPOSE, LABEL_RUN_ID
+
+        while not self.stop.is_set():
+            now: Counter[str] = Counter()
+            # one list call, no per-container inspect: a container removed meanwhile is no error
+            for entry in self.client.api.containers(
+                    filters={"label": f"{LABEL_RUN_ID}={self.run_id}"}):
+                now[entry["Labels"][LABEL_PURPOSE]] += 1
+            for purpose, n in now.items():
+                self.peak[purpose] = max(self.peak[purpose], n)
+            time.sleep(0.05)
+
+    def __enter__(self) -> ContainerCounter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+@pytest.mark.docker
+def test_sandboxed_livecodebench_never_exceeds_a_nodes_slots_and_grades_as_local(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+    from lcb_rows import fixture_rows, write_jsonl
+
+    from k2eval.sandbox import ensure_image
+
+    ensure_image("python")
+    data = write_jsonl(tmp_path / "lcb.jsonl", fixture_rows())
+    srv = fake_openai(seeded_program, latency=0.05)
+    common = dict(base_url=srv.base_url, data=data, k=3, out=tmp_path, concurrency=8)
+    local = k2eval.evaluate("livecodebench-v6", "openai:m", run_id="local", sandboxes=1, **common)
+    with ContainerCounter("ray-lcb") as counter:
+        on_ray = k2eval.evaluate("livecodebench-v6", "openai:m", run_id="ray-lcb",
+                                 executor="ray", ray_address=ray_cluster.address, **common)
+    node_of = {f"livecodebench-v6.{n[:8]}": n for n in (ray_cluster.head_id, ray_cluster.second_id)}
+    assert set(counter.peak) == set(node_of), counter.peak
+    assert all(peak <= 1 for peak in counter.peak.values()), "one sandbox slot per node"
+
+    def verdicts(run: Path) -> dict[tuple[str, int], tuple[float, str]]:
+        rows = [json.loads(line) for line in (run / "scores.jsonl").read_text().splitlines()]
+        return {(r["item_id"], r["attempt"]): (r["score"], r["reason"]) for r in rows}
+
+    assert verdicts(on_ray.path) == verdicts(local.path)
+    assert len(verdicts(local.path)) == 12
+    assert comparable(on_ray.summary) == comparable(local.summary)
+    assert {r["worker"]["node_id"] for r in journal(on_ray.path)} == set(node_of.values())
+
+
+def test_no_api_key_reaches_rays_session_logs_or_the_run_directory(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 5))
+    run = k2eval.evaluate("aime2025", "openai:m", base_url=srv.base_url, data=aime, limit=6,
+                          k=2, out=tmp_path, executor="ray", ray_address=ray_cluster.address)
+    assert run.summary["complete"] and os.environ["OPENAI_API_KEY"] == KEY
+    scanned = 0
+    for root in (ray_cluster.temp_dir, tmp_path):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                scanned += 1
+                assert KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
+    assert scanned > 20 and any(ray_cluster.temp_dir.rglob("logs/*.log"))
+
+
+def test_nightly_runs_its_suite_on_ray(ray_cluster: RayCluster, fake_openai: Any, aime: Path,
+                                       tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 3))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: ray-night\nruns:\n  - task: aime2025\n    model: openai:m\n"
+                     f"    base_url: {srv.base_url}\n    data: {aime}\n    k: 2\n    limit: 6\n")
+    proc = run_cli("nightly", "--suite", str(suite), "--history", str(tmp_path / "h.db"),
+                   "--out", str(tmp_path / "nights"), "--executor", "ray",
+                   "--ray-address", ray_cluster.address)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    (attempts,) = (tmp_path / "nights").rglob("attempts.jsonl")
+    rows = journal(attempts.parent)
+    assert len(rows) == 12 and {r["worker"]["node_id"] for r in rows} <= {
+        ray_cluster.head_id, ray_cluster.second_id}
+    summary = json.loads((attempts.parent / "summary.json").read_text())
+    assert summary["score"] == pytest.approx(50.0)
+
+
+@pytest.mark.docker
+def test_a_node_without_the_sandbox_image_fails_grading_as_infrastructure_naming_the_node(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+    from lcb_rows import fixture_rows, write_jsonl
+
+    from k2eval.spec import load_task
+
+    spec = load_task("livecodebench-v6").with_overrides(sandbox_image="k2eval/absent:none")
+    srv = fake_openai(seeded_program)
+    run = k2eval.evaluate(spec, "openai:m", base_url=srv.base_url,  # type: ignore[arg-type]
+                          data=write_jsonl(tmp_path / "lcb.jsonl", fixture_rows()), k=1,
+                          out=tmp_path, executor="ray", ray_address=ray_cluster.address)
+    rows = [json.loads(line) for line in (run.path / "scores.jsonl").read_text().splitlines()]
+    graded = [r for r in rows if r["reason"] != "no code block"]
+    assert graded and all(r["status"] == "error" for r in graded), rows
+    nodes = {ray_cluster.head_id, ray_cluster.second_id}
+    assert all(any(n in r["reason"] for n in nodes) and "on node" in r["reason"] for r in graded)
+    assert run.summary["n_score_errors"] == len(graded) and not run.summary["complete"]
