@@ -23,7 +23,7 @@ from k2eval.adapters.base import (
     SolveResult,
 )
 from k2eval.adapters.swebench.agentic import AgentSettings, run_agent
-from k2eval.adapters.swebench.agentless import run_agentless
+from k2eval.adapters.swebench.agentless import AgentlessSettings, run_agentless
 from k2eval.adapters.swebench.data import apply_image_options, build_test_spec, load_rows, to_item
 from k2eval.adapters.swebench.grading import (
     DEFAULT_EVAL_TIMEOUT_S,
@@ -73,6 +73,7 @@ class SweBenchAdapter(Adapter):
         if mode not in MODES:
             raise ConfigError(f"task {spec.name}: option mode must be one of {MODES}, got {mode!r}")
         AgentSettings.from_options(dict(spec.options))  # bad option values fail before the run
+        AgentlessSettings.from_options(dict(spec.options))
         requested_network(spec)
         items = []
         for row in load_rows(spec, data):
@@ -101,7 +102,7 @@ class SweBenchAdapter(Adapter):
         async with ctx.sandbox(item.data["image"], **limits) as sandbox:
             if spec.option("mode", "agentic") == "agentless":
                 return await run_agentless(item, ctx, sandbox,
-                                           int(spec.option("retrieval_context_tokens", 27000)))
+                                           AgentlessSettings.from_options(dict(spec.options)))
             return await run_agent(item, ctx, sandbox,
                                    AgentSettings.from_options(dict(spec.options)))
 
