@@ -170,7 +170,10 @@ FILES = {"pkg/core.py": "def f(x):\n    return x + 1   \n\n\ndef g():\n    retur
 
 
 def test_search_replace_edits_apply_in_order_and_report_misses() -> None:
-    reply = """Fix:
+    reply = """### Analysis
+The bug is in `f`.
+
+### Fix
 ```python
 ### pkg/core.py
 <<<<<<< SEARCH

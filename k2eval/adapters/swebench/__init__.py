@@ -3,10 +3,14 @@
 Data: the official rows (hub `SWE-bench/SWE-bench_Verified` / `_Multilingual`, or a local
 parquet / JSON Lines file) carrying the harness columns of the `swebench` 5.x package.
 Solve: `mode: agentic` runs a bash + str_replace_editor tool loop in the instance image
-(agentic.py); `mode: agentless` retrieves files and asks once for a diff (agentless.py).
+(agentic.py); `mode: agentless` localises as Agentless does and asks once for the fix
+(agentless.py, localize.py).
 Score: the official grading (grading.py) in a fresh instance container: apply the patch with
 the package's fallbacks, run the row's eval script, `get_eval_report` decides. Resolved iff
-every FAIL_TO_PASS and PASS_TO_PASS test passes as the package decides.
+every FAIL_TO_PASS and PASS_TO_PASS test passes as the package decides; the package's
+infrastructure-failure flags are advisory. Containers get Docker's default network unless
+the task's `network` option says `none` (network.py); the network used is recorded in the
+run's conditions.
 """
 
 from __future__ import annotations

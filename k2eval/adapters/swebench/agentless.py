@@ -417,7 +417,8 @@ def repair_context(files: dict[str, str], edits: dict[str, list[tuple[str, str]]
 # -- repair --------------------------------------------------------------------------------
 
 EDIT_BLOCK = re.compile(
-    r"^###[ \t]*(?P<path>\S+)[ \t]*\n(?:.*\n)*?<<<<<<< SEARCH\n(?P<search>(?:.*\n)*?)=======\n"
+    r"^###[ \t]*(?P<path>\S+)[ \t]*\n(?:(?!###).*\n){0,2}?<<<<<<< SEARCH\n"
+    r"(?P<search>(?:.*\n)*?)=======\n"
     r"(?P<replace>(?:.*\n)*?)>>>>>>> REPLACE", re.M)
 
 
