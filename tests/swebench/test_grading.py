@@ -154,25 +154,39 @@ async def test_run_report_matches_the_official_harness_on_the_same_patches(
     from k2eval.adapters.swebench.cli import run_report
     from k2eval.adapters.swebench.data import build_test_spec
 
-    base = installs_from_the_network(synthetic_item)
-    patches = {"gold": base.data["patch"], "syntax": SYNTAX_ERROR, "wrong": WRONG_FIX,
-               "no-apply": DOES_NOT_APPLY, "empty": ""}
-    items = [Item(f"k2eval__wordstats-{name}", {**base.data,
-                                                "instance_id": f"k2eval__wordstats-{name}"})
-             for name in patches]
-    predictions = {it.id: {"instance_id": it.id, "model_name_or_path": "m", "model_patch": patch}
-                   for it, patch in zip(items, patches.values(), strict=True)}
+    fetching = installs_from_the_network(synthetic_item)
+    cases = {"gold": (fetching, fetching.data["patch"], 600),
+             "syntax": (fetching, SYNTAX_ERROR, 600),
+             "wrong": (fetching, WRONG_FIX, 600), "no-apply": (fetching, DOES_NOT_APPLY, 600),
+             "empty": (fetching, "", 600), "hangs": (synthetic_item, HANGS, 5),
+             "syntax-offline": (synthetic_item, SYNTAX_ERROR, 600)}
+    items = {name: Item(f"k2eval__wordstats-{name}",
+                        {**base.data, "instance_id": f"k2eval__wordstats-{name}"})
+             for name, (base, _, _) in cases.items()}
+    predictions = {items[name].id: {"instance_id": items[name].id, "model_name_or_path": "m",
+                                    "model_patch": patch}
+                   for name, (_, patch, _) in cases.items()}
     monkeypatch.chdir(tmp_path)  # the harness writes logs/ under the working directory
-    for item in items:
-        if predictions[item.id]["model_patch"]:
+    # its cleanup waits 15 s for `tail -f` to ignore SIGTERM; removing at once is equivalent
+    monkeypatch.setattr("swebench.harness.run_evaluation.cleanup_container",
+                        lambda client, container, log: container and container.remove(force=True))
+    scores = []
+    for name, (_, patch, timeout) in cases.items():
+        item = items[name]
+        if patch:
             run_instance(build_test_spec(item.data), predictions[item.id], require_docker,
-                         "k2eval-xcheck", timeout=600)
-    official = json.loads(make_run_report(predictions, [it.data for it in items],
+                         "k2eval-xcheck", timeout=timeout)
+        scores.append(await grade(item, patch, network="none", eval_timeout_s=timeout))
+    official = json.loads(make_run_report(predictions, [it.data for it in items.values()],
                                           "k2eval-xcheck").read_text())
-    scores = [await grade(it, predictions[it.id]["model_patch"], network="none") for it in items]
-    ours = run_report(items, list(predictions.values()), scores)
+    ours = run_report(list(items.values()), list(predictions.values()), scores)
     keys = ("resolved_ids", "unresolved_ids", "error_ids", "empty_patch_ids", "completed_ids",
             "infra_failure_ids", "ambiguous_failure_ids", "failure_reasons")
     assert {k: ours[k] for k in keys} == {k: official[k] for k in keys}
-    assert official["unresolved_ids"] == ["k2eval__wordstats-syntax", "k2eval__wordstats-wrong"]
-    assert official["infra_failure_ids"] != []  # the cross-check covers the flagged case
+    # the cross-check covers unresolved, error, environment-flagged and ambiguous instances
+    assert official["unresolved_ids"] == ["k2eval__wordstats-syntax",
+                                          "k2eval__wordstats-syntax-offline",
+                                          "k2eval__wordstats-wrong"]
+    assert official["error_ids"] == ["k2eval__wordstats-hangs", "k2eval__wordstats-no-apply"]
+    assert "k2eval__wordstats-syntax" in official["infra_failure_ids"]
+    assert official["ambiguous_failure_ids"] == ["k2eval__wordstats-hangs"]
