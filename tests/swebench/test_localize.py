@@ -105,10 +105,11 @@ def test_elements_have_qualified_names_and_spans_from_their_decorators() -> None
     assert elements["Shape.sides"][0] == "variable" and elements["LIMIT"] == ("variable", 4, 4)
     spans = location_spans(SOURCE, "m.py", [("function", "draw"), ("class", "Shape"),
                                             ("line", "7"), ("line", "999"),
-                                            ("function", "missing")])
+                                            ("function", "missing"), ("line", "70-80"),
+                                            ("function", "top() (the decorated one)")])
     shape = elements["Shape"]
     assert spans == [(elements["Shape.draw"][1], elements["Shape.draw"][2]),
-                     (shape[1], shape[2]), (7, 7)]
+                     (shape[1], shape[2]), (7, 7), (70, 71), (49, 53)]
 
 
 def test_structure_is_an_indented_tree_cut_to_the_best_ranked_files() -> None:
@@ -128,6 +129,7 @@ KNOWN = {"src/flask/app.py", "src/flask/blueprints.py", "docs/conf.py", "setup.p
      ["src/flask/app.py", "setup.py", "src/flask/blueprints.py"]),
     ("no block: src/flask/app.py is it\nsrc/flask/app.py", ["src/flask/app.py"]),
     ("```\nnowhere.py\nconf.py\n```", ["docs/conf.py"]),
+    ("1) **setup.py**\n2. `src/flask/app.py`: the app", ["setup.py", "src/flask/app.py"]),
     ("```\n" + "\n".join(sorted(KNOWN)) + "\n```", sorted(KNOWN)[:3]),
 ])
 def test_file_answers_are_matched_to_repository_paths(reply: str, files: list[str]) -> None:
@@ -135,9 +137,9 @@ def test_file_answers_are_matched_to_repository_paths(reply: str, files: list[st
 
 
 def test_location_answers_group_by_file_and_skip_unknown_files() -> None:
-    reply = ("Here:\n```\nsrc/flask/blueprints.py\nclass: Blueprint\nfunction: "
+    reply = ("Here:\n```\nsrc/flask/blueprints.py\nclass: Blueprint\n- function: "
              "Blueprint.__init__\nline: 193\n\nother/file.py\nfunction: ignored\n\n"
-             "src/flask/app.py\nvariable: default_config\nfunction: Blueprint.__init__\n"
+             "**src/flask/app.py**:\nvariable: default_config\nfunction: Blueprint.__init__\n"
              "comment: not a location\n```")
     assert parse_locations(reply, KNOWN) == {
         "src/flask/blueprints.py": [("class", "Blueprint"), ("function", "Blueprint.__init__"),

@@ -22,6 +22,8 @@ LONG_ASSIGNMENT_LINES = 30
 ASSIGNMENT_KEEP_LINES = 10
 LOCATION_KINDS = ("class", "function", "variable", "line")
 CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.S)
+LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+LINES = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
 
 
 def tokens(text: str) -> int:
@@ -172,7 +174,10 @@ def python_elements(text: str) -> list[Element]:
 def find_element(elements: list[Element], kind: str, name: str) -> Element | None:
     """The element a location names: exact name first, then a unique `.name` suffix match
     (a method given without its class); a `function` may also name a class and vice versa."""
-    name = name.strip().rstrip("()").strip()
+    identifier = re.match(r"[\w.]+", name.strip())
+    if identifier is None:
+        return None
+    name = identifier.group().strip(".")
     exact = [e for e in elements if e.name == name]
     if not exact:
         exact = [e for e in elements if e.name.endswith("." + name)]
@@ -196,7 +201,7 @@ def code_blocks(reply: str) -> list[str]:
 def match_path(candidate: str, known: set[str]) -> str | None:
     """A path the model wrote, matched to a repository file: exact, or with a leading
     `./`, `/testbed/` or `a/` removed, or as the unique file ending with it."""
-    path = candidate.strip().strip("`'\"").strip()
+    path = candidate.strip().strip("`'\"*:,").strip()
     for prefix in ("./", "/testbed/", "testbed/", "a/", "b/", "/"):
         if path.startswith(prefix) and path not in known:
             path = path[len(prefix):]
@@ -211,7 +216,8 @@ def parse_files(reply: str, known: set[str], limit: int) -> list[str]:
     files: list[str] = []
     for block in code_blocks(reply):
         for line in block.splitlines():
-            word = line.strip().lstrip("-*0123456789. ").split(" ")[0] if line.strip() else ""
+            words = LIST_MARKER.sub("", line).split()
+            word = words[0] if words else ""
             path = match_path(word, known) if word else None
             if path and path not in files:
                 files.append(path)
@@ -225,7 +231,7 @@ def parse_locations(reply: str, known: set[str]) -> dict[str, list[tuple[str, st
     current: str | None = None
     for block in code_blocks(reply):
         for raw in block.splitlines():
-            line = raw.strip()
+            line = LIST_MARKER.sub("", raw).strip()
             kind, sep, value = line.partition(":")
             if sep and kind.strip().lower() in LOCATION_KINDS and value.strip():
                 if current is not None:
@@ -233,7 +239,7 @@ def parse_locations(reply: str, known: set[str]) -> dict[str, list[tuple[str, st
                     if entry not in found[current]:
                         found[current].append(entry)
             elif line:
-                path = match_path(line.split(" ")[0], known)
+                path = match_path(line.split()[0], known)
                 current = path
                 if path is not None:
                     found.setdefault(path, [])
@@ -259,9 +265,12 @@ def location_spans(text: str, path: str, locations: list[tuple[str, str]]
     spans: list[tuple[int, int]] = []
     for kind, name in locations:
         if kind == "line":
-            number = re.match(r"\d+", name)
-            if number and 1 <= int(number.group()) <= n_lines:
-                spans.append((int(number.group()), int(number.group())))
+            numbers = LINES.match(name.strip())
+            if numbers:
+                start = int(numbers.group(1))
+                end = int(numbers.group(2) or start)
+                if 1 <= start <= min(end, n_lines):
+                    spans.append((start, min(end, n_lines)))
             continue
         element = find_element(elements, kind, name)
         if element is not None:
