@@ -71,6 +71,11 @@ def test_default_bridge_detection_agrees_with_what_a_container_gets(
                                             network_mode="bridge", remove=True).decode()
     interfaces = {line.split(":")[0].strip() for line in devices.splitlines() if ":" in line}
     assert default_bridge_available() == bool(interfaces - {"lo"}), interfaces
+    # `k2eval sandbox doctor` says the same
+    from k2eval.sandbox.doctor import run_checks
+
+    [line] = [c.line() for c in run_checks() if c.name == "default network"]
+    assert ("SWE-bench containers run without network" in line) != default_bridge_available()
 
 
 def _eval_script_needing_network(row: dict[str, Any]) -> dict[str, Any]:
