@@ -51,9 +51,11 @@ async def one_grade(item: Item) -> tuple[float, dict[str, float]]:
 async def bare_container(item: Item) -> float:
     """The sandbox layer's floor: create a container of the image, one exec, remove it."""
     from k2eval.adapters.swebench import sandbox_limits
+    from k2eval.adapters.swebench.network import NetworkResolver
     from k2eval.sandbox import SandboxLimits, docker_sandbox
 
-    limits = SandboxLimits(**sandbox_limits(load_task("swebench-verified"), grading=True))
+    spec = load_task("swebench-verified")
+    limits = SandboxLimits(**sandbox_limits(spec, NetworkResolver().resolve(spec), grading=True))
     start = time.perf_counter()
     async with docker_sandbox(item.data["image"], limits, run_id="perf") as sandbox:
         await sandbox.exec("true", timeout=30)

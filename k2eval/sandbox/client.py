@@ -71,3 +71,17 @@ async def off_loop(fn: Callable[..., T], /, *args: object, **kwargs: object) -> 
     """Run a blocking Docker call in the sandbox thread pool."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(executor(), functools.partial(fn, *args, **kwargs))
+
+
+_default_bridge: bool | None = None
+
+
+def default_bridge_available() -> bool:
+    """Whether containers asking for Docker's default network get one: an engine started
+    with `--bridge=none` has no `bridge` network and silently gives them loopback only."""
+    global _default_bridge
+    if _default_bridge is None:
+        client = ensure_docker()
+        networks = client.networks.list(names=["bridge"])
+        _default_bridge = any(net.name == "bridge" for net in networks)
+    return _default_bridge

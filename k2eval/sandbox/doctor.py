@@ -11,7 +11,7 @@ import docker
 from k2eval.errors import UserError
 from k2eval.sandbox import cleanup
 from k2eval.sandbox.base import SandboxLimits
-from k2eval.sandbox.client import ensure_docker
+from k2eval.sandbox.client import default_bridge_available, ensure_docker
 from k2eval.sandbox.docker_backend import docker_sandbox
 from k2eval.sandbox.images import image_exists, image_names, image_tag
 
@@ -51,7 +51,17 @@ def run_checks() -> list[Check]:
         checks.append(Check("debootstrap", False, "not installed (needed without a registry)",
                             "`sudo apt-get install debootstrap`"))
     checks.append(_leftovers(client))
+    checks.append(_default_network())
     return checks
+
+
+def _default_network() -> Check:
+    """Informational: benchmarks that need network (SWE-bench) use Docker's default bridge."""
+    if default_bridge_available():
+        return Check("default network", True, "`bridge` present (SWE-bench containers get "
+                     "network, as the official harness)")
+    return Check("default network", True, "none (engine started with --bridge=none?): "
+                 "SWE-bench containers run without network, recorded as network=none")
 
 
 async def _round_trip(tag: str) -> Check:

@@ -124,10 +124,11 @@ def test_limits_and_silence_autosubmit_what_is_there(
 BROKEN_HUNK_COUNTS = (Path(__file__).parent / "patches" / "agentless_reply.txt").read_text()
 
 
-def test_agentless_single_patch_with_retrieval(
+def test_agentless_bm25_single_patch_with_retrieval(
         fake_openai: Any, synthetic_data: Path, tmp_path: Path) -> None:
     server = fake_openai(lambda request: Reply(text=BROKEN_HUNK_COUNTS))
-    rundir = run("swebench-verified-agentless", server.base_url, synthetic_data, tmp_path)
+    rundir = run("swebench-verified-agentless", server.base_url, synthetic_data, tmp_path,
+                 "--option", "localization=bm25")
     [request] = server.requests
     assert request["max_tokens"] == 16384 and not request.get("tools")
     prompt = request["messages"][0]["content"]
@@ -137,6 +138,53 @@ def test_agentless_single_patch_with_retrieval(
     [attempt] = read_jsonl(rundir / "attempts.jsonl")
     assert attempt["output"]["retrieved_files"][0] == "wordstats/core.py"
     assert attempt["output"]["repaired"] is True  # the hunk header counts were wrong
+    assert json.loads((rundir / "summary.json").read_text())["score"] == 100.0
+
+
+AGENTLESS_REPLIES = {
+    "<repository_structure>": "The counting lives in the core module.\n```\n"
+                              "wordstats/core.py\nwordstats/nonexistent.py\n```",
+    "<skeletons>": "```\nwordstats/core.py\nfunction: count_words\n```",
+    "line numbers added": "```\nwordstats/core.py\nline: 8\n```",
+    "SEARCH/REPLACE": ("The split on a single space keeps empty strings.\n```python\n"
+                       "### wordstats/core.py\n<<<<<<< SEARCH\n    if not text:\n"
+                       "        return 0\n    return len(text.split(\" \"))\n=======\n"
+                       "    return len(text.split())\n>>>>>>> REPLACE\n```\n"),
+}
+
+
+def agentless_step(request: dict[str, Any]) -> Reply:
+    prompt = request["messages"][-1]["content"]
+    [reply] = [text for marker, text in AGENTLESS_REPLIES.items() if marker in prompt]
+    return Reply(text=reply)
+
+
+def test_agentless_localizes_files_elements_and_lines_then_repairs(
+        fake_openai: Any, synthetic_data: Path, tmp_path: Path) -> None:
+    server = fake_openai(agentless_step)
+    rundir = run("swebench-verified-agentless", server.base_url, synthetic_data, tmp_path)
+    files, elements, edits, repair = (r["messages"][0]["content"] for r in server.requests)
+    assert all(r["max_tokens"] == 16384 and not r.get("tools") for r in server.requests)
+    assert [r["temperature"] for r in server.requests] == [0.0, 0.0, 0.0, 0.6]
+    # 1: the repository structure, test files left out
+    assert "wordstats/\n    __init__.py\n    core.py" in files and "test_core" not in files
+    # 2: skeletons, bodies elided
+    assert "def count_words(text):\n    ...\n" in elements and "split(" not in elements
+    # 3: the named function's code, line-numbered
+    assert '8     return len(text.split(" "))' in edits and "def longest_word" not in edits
+    # 4: a window around line 8, without line numbers
+    assert '### wordstats/core.py\n"""Word statistics' in repair
+    assert '    return len(text.split(" "))' in repair
+    [attempt] = read_jsonl(rundir / "attempts.jsonl")
+    output = attempt["output"]
+    # the model's ranking combined with retrieval's (a path not in the repository dropped)
+    assert output["localization"]["files"] == ["wordstats/core.py", "wordstats/__init__.py"]
+    assert output["localization"]["model_files"] == ["wordstats/core.py"]
+    assert output["localization"]["elements"] == {"wordstats/core.py": ["function: count_words"]}
+    assert output["localization"]["edit_locations"] == {"wordstats/core.py": ["line: 8"]}
+    assert output["edit_format"] == "search_replace" and output["applies"] is True
+    assert output["patch"].startswith("diff --git a/wordstats/core.py b/wordstats/core.py\n")
+    assert len(attempt["messages"]) == 8  # four prompts and four replies
     assert json.loads((rundir / "summary.json").read_text())["score"] == 100.0
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from k2eval.adapters.swebench import sandbox_limits
+from k2eval.adapters.swebench.network import NetworkChoice
 from k2eval.agents.swe_tools import SweTools, truncate_middle
 from k2eval.sandbox import SandboxLimits, docker_sandbox
 from k2eval.spec import load_task
@@ -19,7 +20,8 @@ CORE = "/testbed/wordstats/core.py"
 
 @pytest.fixture
 async def tools(synthetic_image: str) -> AsyncIterator[SweTools]:
-    limits = SandboxLimits(**sandbox_limits(load_task("swebench-verified")))
+    limits = SandboxLimits(**sandbox_limits(load_task("swebench-verified"),
+                                            NetworkChoice("none", "none")))
     async with docker_sandbox(synthetic_image, limits, purpose="swe-tools-test") as sandbox:
         tools = SweTools(sandbox, env_setup="source /opt/venv/bin/activate",
                          command_timeout=120, max_observation_chars=2000)

@@ -57,6 +57,26 @@ def test_gold_validation_and_bad_predictions(
     assert "prediction(s) for instances not in the selected dataset" in capsys.readouterr().err
 
 
+@pytest.mark.docker
+def test_eval_grades_the_last_of_two_predictions_and_records_the_network(
+        synthetic_data: Path, synthetic_row: dict[str, Any], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"instance_id": synthetic_row["instance_id"],
+                                         "model_name_or_path": "m", "model_patch": patch}) + "\n"
+                             for patch in ("", synthetic_row["patch"])))
+    code = main(["swebench", "eval", "--predictions", str(preds), "--data", str(synthetic_data),
+                 "--network", "none", "--out", str(tmp_path), "--run-id", "dup"])
+    captured = capsys.readouterr()
+    assert code == 0 and "resolved 1/1 (100.0%)" in captured.out
+    assert "keeping the last of each, as the official harness does" in captured.err
+    report = json.loads((tmp_path / "dup" / "report.json").read_text())
+    assert report["submitted_instances"] == 1
+    assert report["resolved_ids"] == [synthetic_row["instance_id"]]
+    assert report["conditions"] == {"network": "none", "network_requested": "none",
+                                    "official_conditions": False}
+
+
 def test_context_fitting_elides_the_oldest_observations_first() -> None:
     messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "issue"}]
     for i in range(10):

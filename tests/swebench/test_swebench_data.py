@@ -131,6 +131,26 @@ def test_predictions_files_are_validated(tmp_path: Path) -> None:
         read_predictions(bad)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_two_predictions_for_one_instance_keep_the_last_with_a_warning(
+        tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"instance_id": i, "model_patch": p}
+            for i, p in (("a", "first"), ("b", "b"), ("a", "second"), ("a", "last"))]
+    path = tmp_path / f"p{suffix}"
+    if suffix == ".jsonl":
+        _write_jsonl(path, rows)
+    else:
+        path.write_text(json.dumps(rows))
+    kept = read_predictions(path)
+    # as the official harness' {instance_id: prediction} map: last value, first position
+    assert [(r["instance_id"], r["model_patch"]) for r in kept] == [("a", "last"), ("b", "b")]
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"warning: {path}: 1 instance(s) have more than one prediction (first: a, "
+                   f"3 predictions); keeping the last of each, as the official harness does"]
+    read_predictions(_write_jsonl(tmp_path / "once.jsonl", rows[:2]))
+    assert capsys.readouterr().err == ""
+
+
 def test_bad_agent_option_fails_at_load(tmp_path: Path) -> None:
     from k2eval.errors import ConfigError
 

@@ -3,10 +3,14 @@
 Data: the official rows (hub `SWE-bench/SWE-bench_Verified` / `_Multilingual`, or a local
 parquet / JSON Lines file) carrying the harness columns of the `swebench` 5.x package.
 Solve: `mode: agentic` runs a bash + str_replace_editor tool loop in the instance image
-(agentic.py); `mode: agentless` retrieves files and asks once for a diff (agentless.py).
+(agentic.py); `mode: agentless` localises as Agentless does and asks once for the fix
+(agentless.py, localize.py).
 Score: the official grading (grading.py) in a fresh instance container: apply the patch with
 the package's fallbacks, run the row's eval script, `get_eval_report` decides. Resolved iff
-every FAIL_TO_PASS and PASS_TO_PASS test passes as the package decides.
+every FAIL_TO_PASS and PASS_TO_PASS test passes as the package decides; the package's
+infrastructure-failure flags are advisory. Containers get Docker's default network unless
+the task's `network` option says `none` (network.py); the network used is recorded in the
+run's conditions.
 """
 
 from __future__ import annotations
@@ -23,13 +27,20 @@ from k2eval.adapters.base import (
     SolveResult,
 )
 from k2eval.adapters.swebench.agentic import AgentSettings, run_agent
-from k2eval.adapters.swebench.agentless import run_agentless
+from k2eval.adapters.swebench.agentless import AgentlessSettings, run_agentless
 from k2eval.adapters.swebench.data import apply_image_options, build_test_spec, load_rows, to_item
-from k2eval.adapters.swebench.grading import DEFAULT_EVAL_TIMEOUT_S, evaluate_patch, is_empty_patch
+from k2eval.adapters.swebench.grading import (
+    DEFAULT_EVAL_TIMEOUT_S,
+    evaluate_patch,
+    failure_details,
+    is_empty_patch,
+)
 from k2eval.adapters.swebench.images import require_images
+from k2eval.adapters.swebench.network import NetworkChoice, NetworkResolver, requested_network
 from k2eval.adapters.swebench.predictions import prediction_rows
 from k2eval.errors import ConfigError, InfraError
 from k2eval.spec import RunConfig, TaskSpec
+from swebench.harness.infra_failure import classify_text
 
 MODES = ("agentic", "agentless")
 SANDBOX_DEFAULTS = {"memory_mb": 8192, "cpus": 2.0, "pids": 4096}
@@ -40,13 +51,14 @@ GRADING_EXTRA_CAPS = ("SYS_ADMIN",)
 """The official harness adds SYS_ADMIN to Docker's defaults (browser sandboxes in karma tests)."""
 
 
-def sandbox_limits(spec: TaskSpec, *, grading: bool = False) -> dict[str, Any]:
+def sandbox_limits(spec: TaskSpec, network: NetworkChoice, *,
+                   grading: bool = False) -> dict[str, Any]:
     """Instance containers as the official harness runs them: root with Docker's default
-    capabilities (plus SYS_ADMIN when grading), no disk quota; network off unless the task's
-    `network` option says otherwise; memory/cpus/pids from `sandbox_*` options."""
+    capabilities (plus SYS_ADMIN when grading), no disk quota, the network `network` says;
+    memory/cpus/pids from `sandbox_*` options."""
     caps = DOCKER_DEFAULT_CAPS + (GRADING_EXTRA_CAPS if grading else ())
     return {"user": "root", "disk_mb": None, "cap_add": caps,
-            "network": bool(spec.option("network", False)),
+            "network": network.used == "bridge",
             **{key: spec.option(f"sandbox_{key}", value)
                for key, value in SANDBOX_DEFAULTS.items()}}
 
@@ -55,6 +67,9 @@ class SweBenchAdapter(Adapter):
     name: ClassVar[str] = "swebench"
     needs_sandbox: ClassVar[bool] = True
 
+    def __init__(self) -> None:
+        self.network = NetworkResolver()
+
     # -- data ------------------------------------------------------------------------------
 
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:
@@ -62,6 +77,8 @@ class SweBenchAdapter(Adapter):
         if mode not in MODES:
             raise ConfigError(f"task {spec.name}: option mode must be one of {MODES}, got {mode!r}")
         AgentSettings.from_options(dict(spec.options))  # bad option values fail before the run
+        AgentlessSettings.from_options(dict(spec.options))
+        requested_network(spec)
         items = []
         for row in load_rows(spec, data):
             row = apply_image_options(row, spec)
@@ -76,15 +93,20 @@ class SweBenchAdapter(Adapter):
         images = [it.data["image"] for it in load_items(self, config)]
         await require_images(images, config.task.name)
 
+    def conditions(self, config: RunConfig) -> dict[str, Any]:
+        """The network instance containers had (see network.py)."""
+        return self.network.resolve(config.task).conditions()
+
     # -- solve -----------------------------------------------------------------------------
 
     async def solve(self, item: Item, ctx: AttemptContext) -> SolveResult:
         spec = ctx.spec
         await require_images([item.data["image"]], spec.name)
-        async with ctx.sandbox(item.data["image"], **sandbox_limits(spec)) as sandbox:
+        limits = sandbox_limits(spec, self.network.resolve(spec))
+        async with ctx.sandbox(item.data["image"], **limits) as sandbox:
             if spec.option("mode", "agentic") == "agentless":
                 return await run_agentless(item, ctx, sandbox,
-                                           int(spec.option("retrieval_context_tokens", 27000)))
+                                           AgentlessSettings.from_options(dict(spec.options)))
             return await run_agent(item, ctx, sandbox,
                                    AgentSettings.from_options(dict(spec.options)))
 
@@ -99,20 +121,22 @@ class SweBenchAdapter(Adapter):
         assert isinstance(patch, str)
         timeout = float(ctx.spec.option("eval_timeout_s", DEFAULT_EVAL_TIMEOUT_S))
         await require_images([item.data["image"]], ctx.spec.name)
+        limits = sandbox_limits(ctx.spec, self.network.resolve(ctx.spec), grading=True)
         try:
-            async with ctx.sandbox(item.data["image"],
-                                   **sandbox_limits(ctx.spec, grading=True)) as sandbox:
+            async with ctx.sandbox(item.data["image"], **limits) as sandbox:
                 verdict = await evaluate_patch(sandbox, build_test_spec(item.data), patch,
                                                timeout=timeout, model_name=ctx.config.model.spec)
         except (InfraError, OSError) as exc:
+            # the container could not be run at all: no verdict exists, rescore retries it
             return Score(item.id, attempt.index, 0.0, status="error",
-                         reason=f"infrastructure failure: {exc}", details={"infra": True})
-        if verdict.infra:
-            reason = verdict.report.get("infra_failure_reason", "environment failure")
-            return Score(item.id, attempt.index, 0.0, status="error",
-                         reason=f"infrastructure failure: {reason}", details=verdict.details())
+                         reason=f"infrastructure failure: {exc}",
+                         details={"infra": True, **failure_details(classify_text(str(exc)))})
+        details = verdict.details()
+        reason = verdict.reason.replace("_", " ")
+        if details["infra_failure"]:  # advisory, as in the official run report: the grade stands
+            reason += f" (log suggests an environment failure: {details['failure_reason']})"
         return Score(item.id, attempt.index, 1.0 if verdict.resolved else 0.0,
-                     reason=verdict.reason.replace("_", " "), details=verdict.details())
+                     reason=reason, details=details)
 
     # -- run outputs -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import re
 import shlex
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from k2eval.adapters.base import AttemptContext, Item, SolveResult
 from k2eval.agents.swe_tools import SweTools
@@ -58,22 +58,15 @@ TEST_FILE = re.compile(
     r"|\.(test|spec)\.[cm]?[jt]sx?$)")
 
 
-@dataclass(frozen=True)
-class AgentSettings:
-    command_timeout_s: float = 180.0
-    max_observation_chars: int = 16000
-    context_window_tokens: int = 131072
-    keep_recent_observations: int = 5
-    max_consecutive_format_errors: int = 3
-    exclude_test_files: bool = True
-    exclude_binary_files: bool = True
+class OptionSettings:
+    """Base of frozen settings dataclasses read from task options."""
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> AgentSettings:
+    def from_options(cls: type[S], options: dict[str, Any]) -> S:
         """Settings from task options, each coerced to its field's type."""
         defaults = cls()
         values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
+        for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
             if name not in options:
                 continue
             kind, raw = type(getattr(defaults, name)), options[name]
@@ -85,6 +78,20 @@ class AgentSettings:
             except (TypeError, ValueError):
                 raise ConfigError(f"option {name} must be a {kind.__name__}, got {raw!r}") from None
         return cls(**values)
+
+
+S = TypeVar("S", bound=OptionSettings)
+
+
+@dataclass(frozen=True)
+class AgentSettings(OptionSettings):
+    command_timeout_s: float = 180.0
+    max_observation_chars: int = 16000
+    context_window_tokens: int = 131072
+    keep_recent_observations: int = 5
+    max_consecutive_format_errors: int = 3
+    exclude_test_files: bool = True
+    exclude_binary_files: bool = True
 
 
 def env_setup_from(eval_script: str) -> str:

@@ -2,6 +2,7 @@
 
     k2eval swebench eval --predictions preds.jsonl --task swebench-verified --data rows.parquet
     k2eval swebench eval --gold --instance-ids django__django-11099   # validate environments
+    k2eval swebench eval --predictions preds.jsonl --network none     # grade without network
     k2eval swebench images --list | --pull [--task T --data PATH --instance-ids ...]
     k2eval swebench images --synthetic rows.jsonl   # build the offline self-test instance
 """
@@ -23,6 +24,7 @@ from k2eval.adapters.swebench.images import (
     pull_images,
     require_images,
 )
+from k2eval.adapters.swebench.network import NETWORK_MODES
 from k2eval.adapters.swebench.predictions import read_predictions
 from k2eval.engine.sandboxes import SandboxProvider
 from k2eval.errors import UserError
@@ -44,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                           help="instances graded at once (default 4)")
     evaluate.add_argument("--timeout", type=float, default=None,
                           help="eval script timeout in seconds (default: the task's, 1800)")
+    evaluate.add_argument("--network", choices=NETWORK_MODES, default=None,
+                          help="network of the grading containers (default: the task's, "
+                               "bridge, Docker's default network as the official harness)")
     evaluate.add_argument("--out", type=Path, default=Path("swebench_eval"),
                           help="folder for <run-id>/report.json and scores.jsonl")
     evaluate.add_argument("--run-id", default=None)
@@ -75,6 +80,8 @@ def _spec_and_items(args: argparse.Namespace) -> tuple[TaskSpec, list[Item]]:
                                  ("image_tag", args.image_tag)) if v is not None}
     if getattr(args, "timeout", None):
         options["eval_timeout_s"] = args.timeout
+    if getattr(args, "network", None):
+        options["network"] = args.network
     spec = load_task(args.task)
     if spec.adapter != "swebench":
         raise UserError(f"task {args.task} is not a SWE-bench task")
@@ -93,13 +100,12 @@ def _spec_and_items(args: argparse.Namespace) -> tuple[TaskSpec, list[Item]]:
 
 
 async def grade_predictions(spec: TaskSpec, items: list[Item], predictions: list[dict[str, Any]],
-                            *, sandboxes: int, run_id: str) -> list[Score]:
+                            *, sandboxes: int, run_id: str,
+                            adapter: SweBenchAdapter | None = None) -> list[Score]:
     """Grade each prediction exactly as a run's scoring phase does."""
-    adapter = SweBenchAdapter()
+    adapter = adapter or SweBenchAdapter()
     by_id = {it.id: it for it in items}
-    model = predictions[0]["model_name_or_path"] if predictions else "unknown"
-    ctx = ScoreContext(config=RunConfig(task=spec, model=ModelSpec(spec=model),
-                                        sandboxes=sandboxes),
+    ctx = ScoreContext(config=_config(spec, predictions, sandboxes),
                        sandbox_factory=SandboxProvider(limit=sandboxes, run_id=run_id,
                                                        purpose="swebench-eval"))
 
@@ -117,30 +123,45 @@ async def grade_predictions(spec: TaskSpec, items: list[Item], predictions: list
     return list(await asyncio.gather(*(one(p) for p in predictions)))
 
 
+def _config(spec: TaskSpec, predictions: list[dict[str, Any]], sandboxes: int) -> RunConfig:
+    model = predictions[0]["model_name_or_path"] if predictions else "unknown"
+    return RunConfig(task=spec, model=ModelSpec(spec=model), sandboxes=sandboxes)
+
+
 def run_report(items: list[Item], predictions: list[dict[str, Any]],
                scores: list[Score]) -> dict[str, Any]:
     """The official harness' run report: like it, an instance whose log yields no report
     (patch did not apply, timeout, container failure) is an error, one with a report but
-    not resolved is unresolved; the resolved rate is resolved / total either way."""
+    not resolved is unresolved; the resolved rate is resolved / total either way. The
+    infrastructure-failure classification of unresolved and errored instances is advisory,
+    as there: `infra_failure_ids` (environment tier), `ambiguous_failure_ids`,
+    `failure_reasons`; those instances stay where they are."""
     reasons = {s.item_id: s.details.get("reason", "") for s in scores}
     ids = {
         "resolved": [i for i, r in reasons.items() if r == "resolved"],
-        "unresolved": [i for i, r in reasons.items()
-                       if r in ("tests_failed", "no_test_output", "infra_failure")],
+        "unresolved": [i for i, r in reasons.items() if r in ("tests_failed", "no_test_output")],
         "empty_patch": [i for i, r in reasons.items() if r == "empty_patch"],
     }
     ids["error"] = [i for i in reasons if not any(i in group for group in ids.values())]
     ids["completed"] = ids["resolved"] + ids["unresolved"]
-    ids["infra_failure"] = [s.item_id for s in scores if s.details.get("infra")]
+    failed = set(ids["unresolved"] + ids["error"])
+    failure_reasons = {s.item_id: s.details["failure_reason"] for s in scores
+                       if s.item_id in failed and s.details.get("failure_reason")}
+    ids["infra_failure"] = [s.item_id for s in scores
+                            if s.item_id in failed and s.details.get("infra_failure")]
+    ids["ambiguous_failure"] = [i for i in failure_reasons if i not in ids["infra_failure"]]
     ids["incomplete"] = [it.id for it in items if it.id not in reasons]
     ids["submitted"] = [p["instance_id"] for p in predictions]
     report: dict[str, Any] = {"total_instances": len(items),
                               "submitted_instances": len(predictions)}
-    for key in ("completed", "resolved", "unresolved", "infra_failure", "empty_patch", "error"):
+    for key in ("completed", "resolved", "unresolved", "infra_failure", "ambiguous_failure",
+                "empty_patch", "error"):
         report[f"{key}_instances"] = len(ids[key])
     for key in ("completed", "incomplete", "empty_patch", "submitted", "resolved",
-                "unresolved", "error", "infra_failure"):
+                "unresolved", "infra_failure", "ambiguous_failure"):
         report[f"{key}_ids"] = sorted(ids[key])
+    report["failure_reasons"] = dict(sorted(failure_reasons.items()))
+    report["error_ids"] = sorted(ids["error"])
     report["schema_version"] = 2
     return report
 
@@ -163,9 +184,12 @@ def eval_command(args: argparse.Namespace) -> int:
     asyncio.run(require_images([by_id[p["instance_id"]].data["image"] for p in predictions],
                                spec.name))
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
-    scores = asyncio.run(grade_predictions(spec, items, predictions,
-                                           sandboxes=args.sandboxes, run_id=run_id))
+    adapter = SweBenchAdapter()
+    conditions = adapter.conditions(_config(spec, predictions, args.sandboxes))
+    scores = asyncio.run(grade_predictions(spec, items, predictions, sandboxes=args.sandboxes,
+                                           run_id=run_id, adapter=adapter))
     report = run_report(items, predictions, scores)
+    report["conditions"] = conditions
     out = args.out / run_id
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -5,6 +5,12 @@ The steps mirror `swebench.harness.run_evaluation.run_instance`: copy the patch 
 tree before each retry, accepting a patch that turns out to be applied already), run the
 test spec's eval script with a timeout, then let `swebench.harness.grading.get_eval_report`
 parse the log and decide. Nothing here parses test output itself.
+
+Failures the package's `infra_failure` module attributes to the environment (a log saying
+`Could not resolve host`, e.g. from an eval script's `pip install` without network) are
+advisory there: the instance stays unresolved and in the denominator, only flagged for
+triage. So here: such a verdict is unresolved like any other, with the classification
+(`failure_reason`, `failure_tier`, `infra_failure`) attached as the run report attaches it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from k2eval.sandbox.base import Sandbox
 from swebench.harness.constants import APPLY_PATCH_FAIL, APPLY_PATCH_PASS, CONTAINER_PATCH_FILE
 from swebench.harness.grading import get_eval_report
+from swebench.harness.infra_failure import TIER_ENVIRONMENT, classify_text
 from swebench.harness.run_evaluation import GIT_APPLY_CMDS
 from swebench.image_builder.constants import CONTAINER_WORKDIR
 from swebench.types import TestSpec
@@ -35,10 +42,10 @@ class Verdict:
 
     resolved: bool
     reason: str
-    """resolved | empty_patch | patch_apply_failed | tests_failed | timeout | no_test_output |
-    infra_failure"""
-    infra: bool = False
-    """True when the environment, not the patch, failed: the grade should be retried."""
+    """resolved | empty_patch | patch_apply_failed | tests_failed | timeout | no_test_output"""
+    failure: tuple[str, str] | None = None
+    """(reason, tier) of the package's infrastructure-failure signatures found in the logs of
+    an unresolved instance; advisory, as in the official run report: never changes the grade."""
     report: dict[str, Any] = field(default_factory=dict)
     """The package's per-instance report (patch flags, FAIL_TO_PASS / PASS_TO_PASS lists)."""
     apply_command: str | None = None
@@ -46,9 +53,18 @@ class Verdict:
     timings: dict[str, float] = field(default_factory=dict)
 
     def details(self) -> dict[str, Any]:
-        return {"reason": self.reason, "infra": self.infra, "apply_command": self.apply_command,
-                "report": self.report, "log_tail": self.log_tail,
+        return {"reason": self.reason, **failure_details(self.failure),
+                "apply_command": self.apply_command, "report": self.report,
+                "log_tail": self.log_tail,
                 "timings": {k: round(v, 3) for k, v in self.timings.items()}}
+
+
+def failure_details(failure: tuple[str, str] | None) -> dict[str, Any]:
+    """The advisory triage fields of a score: `infra_failure` (an environment-tier signature,
+    as the run report's `infra_failure_ids`), `failure_reason` and `failure_tier`."""
+    reason, tier = failure or (None, None)
+    return {"infra_failure": tier == TIER_ENVIRONMENT, "failure_reason": reason,
+            "failure_tier": tier}
 
 
 def is_empty_patch(patch: str | None) -> bool:
@@ -120,8 +136,9 @@ async def evaluate_patch(sandbox: Sandbox, spec: TestSpec, patch: str, *,
     command, apply_output = await apply_patch(sandbox, patch)
     timings["apply_s"] = time.perf_counter() - start
     if command is None:
-        return Verdict(False, "patch_apply_failed", log_tail=f"{APPLY_PATCH_FAIL}:\n"
-                       f"{apply_output[-LOG_TAIL_CHARS:]}", timings=timings)
+        return Verdict(False, "patch_apply_failed", failure=classify_text(apply_output),
+                       log_tail=f"{APPLY_PATCH_FAIL}:\n{apply_output[-LOG_TAIL_CHARS:]}",
+                       timings=timings)
     start = time.perf_counter()
     log, timed_out = await run_eval_script(sandbox, spec, timeout)
     timings["tests_s"] = time.perf_counter() - start
@@ -129,15 +146,12 @@ async def evaluate_patch(sandbox: Sandbox, spec: TestSpec, patch: str, *,
     report = grade_log(spec, patch, log, model_name)
     timings["grade_s"] = time.perf_counter() - start
     tail = f"{APPLY_PATCH_PASS} ({command})\n...\n{log[-LOG_TAIL_CHARS:]}"
-    if timed_out:
-        return Verdict(False, "timeout", report=report, apply_command=command, log_tail=tail,
-                       timings=timings)
-    if report.get("resolved"):
+    if report.get("resolved") and not timed_out:
         return Verdict(True, "resolved", report=report, apply_command=command, log_tail=tail,
                        timings=timings)
-    if report.get("infra_failure"):
-        return Verdict(False, "infra_failure", infra=True, report=report, apply_command=command,
-                       log_tail=tail, timings=timings)
-    reason = "tests_failed" if report.get("patch_successfully_applied") else "no_test_output"
-    return Verdict(False, reason, report=report, apply_command=command, log_tail=tail,
-                   timings=timings)
+    if timed_out:
+        reason = "timeout"
+    else:
+        reason = "tests_failed" if report.get("patch_successfully_applied") else "no_test_output"
+    return Verdict(False, reason, failure=classify_text(f"{apply_output}\n{log}"),
+                   report=report, apply_command=command, log_tail=tail, timings=timings)

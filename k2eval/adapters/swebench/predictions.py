@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +58,25 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
         rows = [_check(raw, f"{path} entry {i}") for i, raw in enumerate(entries)]
     else:
         raise DataError(f"{path}: predictions must be a .jsonl or .json file")
-    seen: set[str] = set()
+    return keep_last(rows, str(path))
+
+
+def keep_last(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """One prediction per instance: the last one, as the official harness keeps it (its
+    `{instance_id: prediction}` map), at the place of the first; one warning line on stderr
+    when any instance had more than one."""
+    latest: dict[str, dict[str, Any]] = {}
+    counts: Counter[str] = Counter()
     for row in rows:
-        if row["instance_id"] in seen:
-            raise DataError(f"{path}: two predictions for {row['instance_id']}")
-        seen.add(row["instance_id"])
-    return rows
+        latest[row["instance_id"]] = row
+        counts[row["instance_id"]] += 1
+    repeated = [(i, n) for i, n in counts.items() if n > 1]
+    if repeated:
+        first, n = repeated[0]
+        print(f"warning: {where}: {len(repeated)} instance(s) have more than one prediction "
+              f"(first: {first}, {n} predictions); keeping the last of each, as the official "
+              f"harness does", file=sys.stderr)
+    return list(latest.values())
 
 
 def write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
