@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -204,15 +205,15 @@ class SQLHistory:
         keys (another machine's nightly) commits first."""
         import sqlalchemy as sa
 
-        for attempt in range(5):
+        for attempt in range(8):
             try:
                 with self.engine.begin() as conn:
                     work(conn)
                 return
-            except sa.exc.IntegrityError:
-                if attempt == 4:
+            except sa.exc.DBAPIError as exc:
+                if attempt == 7 or not _is_write_conflict(exc):
                     raise
-                time.sleep(0.05 * (attempt + 1))
+                time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
 
     def _put_night(self, conn: sa.Connection, night: NightRow) -> None:
         t = self._nights
@@ -314,6 +315,21 @@ class SQLHistory:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_CONFLICT_SQLSTATES = {"40001", "40P01", "23505"}
+"""Serialization failure, deadlock, unique violation: another writer got there first."""
+
+
+def _is_write_conflict(exc: Exception) -> bool:
+    """Whether a failed transaction lost a race with another writer (retry it) rather than
+    failed for good."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return sqlstate in _CONFLICT_SQLSTATES or "database is locked" in str(exc)
 
 
 def _run_row(row: Iterable[Any]) -> RunRow:
