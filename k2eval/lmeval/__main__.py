@@ -5,8 +5,9 @@ from __future__ import annotations
 
 
 def main() -> None:
-    import k2eval.lmeval.model  # noqa: F401  (registers --model k2eval)
     from lm_eval.__main__ import cli_evaluate
+
+    import k2eval.lmeval.model  # noqa: F401  (registers --model k2eval)
 
     cli_evaluate()
 

@@ -98,7 +98,12 @@ def load_lm_eval_tasks(settings: LmEvalSettings, include_path: str | None) -> tu
     """(leaf tasks by name, groups by name), configured as `simple_evaluate` would."""
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=include_path)
+    manager = None
+    if include_path:  # indexing lm-eval's 1,000+ built-in YAMLs takes seconds: look locally first
+        local = TaskManager(include_path=include_path, include_defaults=False)
+        if settings.task in {*local.all_tasks, *local.all_groups, *local.all_tags}:
+            manager = local
+    manager = manager or TaskManager(include_path=include_path)
     try:
         loaded = manager.load([settings.task])
     except (KeyError, ValueError) as exc:
@@ -228,8 +233,8 @@ class LmEvalAdapter(Adapter):
         number = float(value) if isinstance(value, (int, float, bool)) else 0.0
         return Score(item.id, attempt.index, number, reason=f"{primary} = {value}",
                      details={"metrics": metrics,
-                              "filtered": {k: _jsonable(i.filtered_resps[k]) for i in group[:1]
-                                           for k in i.filtered_resps}})
+                              "filtered": {k: [_jsonable(i.filtered_resps[k]) for i in group]
+                                           for k in group[0].filtered_resps}})
 
     # ------------------------------------------------------------ summary
 
@@ -251,7 +256,7 @@ class LmEvalAdapter(Adapter):
         return {"score": round(100 * value, 4),
                 "ci95": [round(100 * max(0.0, value - Z95 * se), 4), round(100 * min(1.0, value + Z95 * se), 4)],
                 "stderr": round(100 * se, 4), "n_scored_items": len({s.item_id for s in scores}),
-                "headline_metric": f"{metric},{filt}", "lm_eval": results}
+                "metric_label": metric, "headline_metric": f"{metric},{filt}", "lm_eval": results}
 
     def aggregate(self, items: list[Item], scores: list[Score]) -> dict[str, Any]:
         """lm-eval's own per-task and per-group aggregation of the per-document metrics."""
@@ -267,7 +272,7 @@ class LmEvalAdapter(Adapter):
                 raw[item_task[s.item_id]].setdefault((metric, filt), []).append(value)
         acc = {name: {"task": task, "raw_metrics": raw[name], "logged_samples": []}
                for name, task in self.tasks.items() if raw[name]}
-        collected = aggregate_groups(_collect_results(acc, {g: grp for g, grp in self.groups.items()},  # type: ignore[arg-type]
+        collected = aggregate_groups(_collect_results(acc, dict(self.groups),
                                                       BOOTSTRAP_ITERS))
         task_data, group_data = collected.collect()
         return _jsonable({"results": task_data, "groups": group_data or {},

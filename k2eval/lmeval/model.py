@@ -78,13 +78,13 @@ class K2EvalLM(LM):
         return self._loop.run_until_complete(coroutine)
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        return self._run(self.backend.loglikelihood([tuple(r.args) for r in requests]))  # type: ignore[misc]
+        return self._run(self.backend.loglikelihood([tuple(r.args) for r in requests]))
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        return self._run(self.backend.loglikelihood_rolling([r.args[0] for r in requests]))  # type: ignore[no-any-return]
+        return self._run(self.backend.loglikelihood_rolling([r.args[0] for r in requests]))
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        return self._run(self.backend.generate([(r.args[0], dict(r.args[1])) for r in requests]))  # type: ignore[no-any-return]
+        return self._run(self.backend.generate([(r.args[0], dict(r.args[1])) for r in requests]))
 
     def get_model_info(self) -> dict[str, Any]:
         return {"k2eval_backend": self.backend.describe()}
