@@ -57,7 +57,7 @@ class Reported:
 
     @property
     def k2(self) -> str | None:
-        return self.get("Kimi-K2-Instruct")
+        return self.get("Kimi-K2-Instruct") or self.get("Kimi-K2-Base")
 
 
 @dataclass(frozen=True)

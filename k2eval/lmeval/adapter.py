@@ -26,6 +26,7 @@ in order. The primary metric is the task option `metric` (`name,filter`, e.g.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -64,6 +65,8 @@ class LmEvalSettings:
     """`name,filter` of the headline metric; default: the first metric, first filter."""
     add_bos_token: bool = False
     batch_size: int = 16
+    confirm_run_unsafe_code: bool = False
+    """lm-eval's own flag for tasks whose grader executes model output on the host."""
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> LmEvalSettings:
@@ -74,8 +77,13 @@ class LmEvalSettings:
         return cls(task=str(task), num_fewshot=None if shots is None else int(shots),
                    fewshot_seed=int(spec.option("fewshot_seed", DEFAULT_FEWSHOT_SEED)),
                    metric=spec.option("metric"),
-                   add_bos_token=str(spec.option("add_bos_token", False)).lower() in ("1", "true", "yes"),
-                   batch_size=int(spec.option("batch_size", 16)))
+                   add_bos_token=_flag(spec.option("add_bos_token", False)),
+                   batch_size=int(spec.option("batch_size", 16)),
+                   confirm_run_unsafe_code=_flag(spec.option("confirm_run_unsafe_code", False)))
+
+
+def _flag(value: Any) -> bool:
+    return str(value).lower() in ("1", "true", "yes")
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -94,16 +102,22 @@ def _resps(request_type: str, raw: list[Any]) -> list[Any]:
 # ---------------------------------------------------------------- loading
 
 
-def load_lm_eval_tasks(settings: LmEvalSettings, include_path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(leaf tasks by name, groups by name), configured as `simple_evaluate` would."""
+@functools.cache
+def task_manager(include_path: str | None, defaults: bool = True) -> Any:
+    """lm-eval's task index (built once per process: it reads every task YAML)."""
     from lm_eval.tasks import TaskManager
 
+    return TaskManager(include_path=include_path, include_defaults=defaults)
+
+
+def load_lm_eval_tasks(settings: LmEvalSettings, include_path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(leaf tasks by name, groups by name), configured as `simple_evaluate` would."""
     manager = None
     if include_path:  # indexing lm-eval's 1,000+ built-in YAMLs takes seconds: look locally first
-        local = TaskManager(include_path=include_path, include_defaults=False)
+        local = task_manager(include_path, defaults=False)
         if settings.task in {*local.all_tasks, *local.all_groups, *local.all_tags}:
             manager = local
-    manager = manager or TaskManager(include_path=include_path)
+    manager = manager or task_manager(include_path)
     try:
         loaded = manager.load([settings.task])
     except (KeyError, ValueError) as exc:
@@ -112,7 +126,11 @@ def load_lm_eval_tasks(settings: LmEvalSettings, include_path: str | None) -> tu
     tasks, groups = loaded["tasks"], loaded.get("groups", {})
     if not tasks:
         raise ConfigError(f"lm-eval task {settings.task!r} resolved to no tasks")
-    for task in tasks.values():
+    for name, task in tasks.items():
+        if getattr(task, "UNSAFE_CODE", False) and not settings.confirm_run_unsafe_code:
+            raise ConfigError(
+                f"lm-eval task {name} grades by running model-written code on this host, outside "
+                "k2eval's sandboxes; pass --option confirm_run_unsafe_code=true to accept that")
         default = task.get_config("num_fewshot")
         if settings.num_fewshot is not None and default != 0:
             task.set_config(key="num_fewshot", value=settings.num_fewshot)

@@ -129,8 +129,19 @@ def test_lm_eval_task_names_resolve_to_lm_eval_specs(name: str, task: str) -> No
     assert spec.adapter == "lmeval" and spec.option("lm_eval_task") == task and spec.name == name
 
 
-def test_an_unknown_lm_eval_task_is_a_clear_error(tiny: Path, toy_tasks: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="lm-eval has no task or group 'k2eval_nonesuch'"):
-        k2eval.evaluate("lm-eval:k2eval_nonesuch", f"reference:{tiny}", data=str(toy_tasks), out=tmp_path)
+def test_an_unknown_lm_eval_task_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"lm-eval has no task or group 'k2eval_nonesuch'.*--data DIR"):
+        k2eval.evaluate("lm-eval:k2eval_nonesuch", f"reference:{tiny}", out=tmp_path)
     with pytest.raises(ConfigError, match="names no task"):
         load_task("lm-eval:")
+
+
+def test_tasks_that_run_model_code_on_the_host_need_explicit_consent(fake_openai: Callable[..., Any],
+                                                                     toy_tasks: Path, tmp_path: Path) -> None:
+    server = fake_openai(adder)
+    with pytest.raises(ConfigError, match="confirm_run_unsafe_code=true"):
+        k2eval.evaluate("lm-eval:k2eval_toy_unsafe", "openai:toy", base_url=server.base_url,
+                        data=str(toy_tasks), out=tmp_path)
+    run = k2eval.evaluate("lm-eval:k2eval_toy_unsafe", "openai:toy", base_url=server.base_url,
+                          data=str(toy_tasks), out=tmp_path, options={"confirm_run_unsafe_code": True})
+    assert run.summary["score"] == pytest.approx(60.0)
