@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+import lm_eval.models  # noqa: F401  (lm-eval's own models first: it fills an empty registry only)
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 

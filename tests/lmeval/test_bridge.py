@@ -7,6 +7,7 @@ import base64
 import gzip
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,18 @@ def test_tasks_that_run_model_code_on_the_host_need_explicit_consent(fake_openai
     run = k2eval.evaluate("lm-eval:k2eval_toy_unsafe", "openai:toy", base_url=server.base_url,
                           data=str(toy_tasks), out=tmp_path, options={"confirm_run_unsafe_code": True})
     assert run.summary["score"] == pytest.approx(60.0)
+
+
+def test_lm_eval_command_line_runs_the_k2eval_model_type(fake_openai: Callable[..., Any], toy_tasks: Path,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m k2eval.lmeval run --model k2eval ...` (lm-eval's own command line)."""
+    from k2eval.lmeval.__main__ import main
+
+    server = fake_openai(adder)
+    monkeypatch.setattr(sys, "argv", [
+        "lm_eval", "run", "--model", "k2eval", "--model_args", f"model=openai:toy,base_url={server.base_url}",
+        "--tasks", "k2eval_toy_gen", "--include_path", str(toy_tasks), "--output_path", str(tmp_path)])
+    main()
+    [written] = tmp_path.rglob("results_*.json")
+    results = json.loads(written.read_text())["results"]
+    assert results["k2eval_toy_gen"]["exact_match,strict-match"] == pytest.approx(0.6)
