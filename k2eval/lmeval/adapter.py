@@ -25,12 +25,12 @@ in order. The primary metric is the task option `metric` (`name,filter`, e.g.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import hashlib
 import json
 import math
-import threading
 from typing import Any
 
 from k2eval.adapters.base import (
@@ -153,7 +153,7 @@ class LmEvalAdapter(Adapter):
         self.instances: dict[str, list[Any]] = {}
         """Each item's lm-eval request group (the task's Instance objects, in order)."""
         self._backend: Any = None
-        self._backend_lock = threading.Lock()
+        self._backend_lock = asyncio.Lock()
 
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:
         self.settings = settings = LmEvalSettings.from_spec(spec)
@@ -195,16 +195,12 @@ class LmEvalAdapter(Adapter):
     async def _backend_for(self, ctx: AttemptContext) -> Any:
         from k2eval.lmeval.backends import backend_for
 
-        if self._backend is None:
-            assert self.settings is not None
-            backend = await backend_for(
-                ctx.model, batch_size=self.settings.batch_size,
-                add_bos_token=self.settings.add_bos_token,
-                complete=lambda messages, sampling: ctx.model.complete(messages, None, sampling),
-                concurrency=ctx.config.concurrency)
-            with self._backend_lock:
-                if self._backend is None:
-                    self._backend = backend
+        async with self._backend_lock:
+            if self._backend is None:
+                assert self.settings is not None
+                self._backend = await backend_for(
+                    ctx.model, batch_size=self.settings.batch_size,
+                    add_bos_token=self.settings.add_bos_token, concurrency=ctx.config.concurrency)
         return self._backend
 
     async def solve(self, item: Item, ctx: AttemptContext) -> SolveResult:
@@ -218,7 +214,8 @@ class LmEvalAdapter(Adapter):
             elif kind == "loglikelihood_rolling":
                 got = await backend.loglikelihood_rolling([args[0]] * repeats)
             elif kind == "generate_until":
-                got = await backend.generate([(args[0], dict(args[1]))] * repeats)
+                got = await backend.generate([(args[0], dict(args[1]))] * repeats,
+                                             complete=lambda m, s: ctx.chat(m, sampling=s))
             else:
                 raise ConfigError(f"lm-eval request type {kind!r} is not supported")
             answers.append(got)

@@ -71,7 +71,9 @@ class Backend(ABC):
     async def loglikelihood_rolling(self, texts: list[str]) -> list[float]: ...
 
     @abstractmethod
-    async def generate(self, requests: list[tuple[str, dict[str, Any]]]) -> list[str]: ...
+    async def generate(self, requests: list[tuple[str, dict[str, Any]]],
+                       complete: Complete | None = None) -> list[str]:
+        """`complete`: the chat call to use for endpoints (e.g. an attempt's metered `chat`)."""
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -86,6 +88,8 @@ class Backend(ABC):
 class ReferenceBackend(Backend):
     """The reference MoE; all model work runs on one worker thread, in batches."""
 
+    GATHER_S = 0.002
+
     def __init__(self, runtime: ReferenceRuntime, *, batch_size: int = 16,
                  add_bos_token: bool = False, max_gen_toks: int = DEFAULT_MAX_GEN_TOKS) -> None:
         self.runtime = runtime
@@ -96,6 +100,9 @@ class ReferenceBackend(Backend):
         self.max_gen_toks = max_gen_toks
         self.window = runtime.model.config.max_position_embeddings
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="k2eval-lmeval")
+        self._pending: list[tuple[list[Any], asyncio.Future[list[tuple[float, bool]]]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._model_busy = asyncio.Lock()
 
     @property
     def prefix_token_id(self) -> int:
@@ -123,6 +130,36 @@ class ReferenceBackend(Backend):
     async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def _score_together(self, requests: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[float, bool]]:
+        """Score `requests` together with those of concurrent callers (k2eval's engine solves
+        one document per call, many at once): callers arriving while the model is busy, or
+        within `GATHER_S`, share the next batch."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[tuple[float, bool]]] = loop.create_future()
+        self._pending.append((requests, future))
+        if len(self._pending) == 1:
+            flush = loop.create_task(self._flush())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        return await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(self.GATHER_S)
+        async with self._model_busy:
+            batch, self._pending = self._pending, []
+            try:
+                scored = await self._in_worker(self._score_tokens, [r for rs, _ in batch for r in rs])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+        start = 0
+        for requests, future in batch:
+            if not future.done():
+                future.set_result(scored[start:start + len(requests)])
+            start += len(requests)
+
     def _score_tokens(self, requests: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[float, bool]]:
         from k2eval.models.reference.scoring import score_continuations
 
@@ -131,7 +168,7 @@ class ReferenceBackend(Backend):
     async def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         pairs = [self.encode_pair(c, x) for c, x in requests]
         scorable = [i for i, (_, cont) in enumerate(pairs) if cont]
-        scored = await self._in_worker(self._score_tokens, [pairs[i] for i in scorable])
+        scored = await self._score_together([pairs[i] for i in scorable])
         out = [(0.0, True)] * len(pairs)  # an empty continuation has probability one
         for i, result in zip(scorable, scored, strict=True):
             out[i] = result
@@ -148,7 +185,7 @@ class ReferenceBackend(Backend):
                     max_seq_len=self.window, context_len=1)):
                 windows.append((tuple(context), tuple(target)))
                 owners.append(n)
-        scored = await self._in_worker(self._score_tokens, windows)
+        scored = await self._score_together(windows)
         totals = [0.0] * len(texts)
         for owner, (logprob, _) in zip(owners, scored, strict=True):
             totals[owner] += logprob
@@ -167,7 +204,8 @@ class ReferenceBackend(Backend):
         results = self.runtime.generator.generate([r for r, _ in prepared])
         return [cut_at_stop(result.text, until) for result, (_, until) in zip(results, prepared, strict=True)]
 
-    async def generate(self, requests: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    async def generate(self, requests: list[tuple[str, dict[str, Any]]],
+                       complete: Complete | None = None) -> list[str]:
         out: list[str] = []
         for start in range(0, len(requests), self.batch_size):
             out += await self._in_worker(self._generate, requests[start:start + self.batch_size])
@@ -185,30 +223,33 @@ class ReferenceBackend(Backend):
 
 
 class OpenAIBackend(Backend):
-    """An OpenAI-compatible endpoint; `complete` is the chat call (k2eval's retrying model, or
-    an attempt context's metered `chat`)."""
+    """An OpenAI-compatible endpoint; generation goes through `model` (k2eval's retrying chat
+    model) unless a call passes its own `complete`."""
 
     def __init__(self, model: ChatModel, *, base_url: str, model_name: str, api_key_env: str,
-                 complete: Complete | None = None, concurrency: int = 32,
-                 max_gen_toks: int = DEFAULT_MAX_GEN_TOKS, timeout_s: float = 600.0) -> None:
+                 concurrency: int = 32, max_gen_toks: int = DEFAULT_MAX_GEN_TOKS,
+                 timeout_s: float = 600.0) -> None:
         self.model = model
         self.name = f"openai:{model_name}"
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
         self.api_key_env = api_key_env
-        self._complete = complete or (lambda messages, sampling: model.complete(messages, None, sampling))
+        self._complete: Complete = lambda messages, sampling: model.complete(messages, None, sampling)
         self._gate = asyncio.Semaphore(concurrency)
         self.max_gen_toks = max_gen_toks
         self.timeout_s = timeout_s
         self._client: Any = None
 
-    async def generate(self, requests: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    async def generate(self, requests: list[tuple[str, dict[str, Any]]],
+                       complete: Complete | None = None) -> list[str]:
+        call = complete or self._complete
+
         async def one(context: str, gen_kwargs: dict[str, Any]) -> str:
             until, max_new, temperature, top_p = generation_settings(gen_kwargs, self.max_gen_toks)
             sampling = Sampling(max_tokens=max_new, temperature=temperature, top_p=top_p,
                                 stop=tuple(s for s in until if s)[:4])
             async with self._gate:
-                completion = await self._complete([{"role": "user", "content": context}], sampling)
+                completion = await call([{"role": "user", "content": context}], sampling)
             return cut_at_stop(completion.text or "", until)
 
         return list(await asyncio.gather(*(one(c, g) for c, g in requests)))
@@ -288,8 +329,7 @@ class OpenAIBackend(Backend):
 
 
 async def backend_for(model: ChatModel, *, batch_size: int = 16, add_bos_token: bool = False,
-                      max_gen_toks: int = DEFAULT_MAX_GEN_TOKS, complete: Complete | None = None,
-                      concurrency: int = 32) -> Backend:
+                      max_gen_toks: int = DEFAULT_MAX_GEN_TOKS, concurrency: int = 32) -> Backend:
     """The backend behind a k2eval chat model (unwrapping the retry layer)."""
     from k2eval.models.openai_api import OpenAIChatModel
     from k2eval.models.reference.chat_model import ReferenceChatModel
@@ -302,8 +342,7 @@ async def backend_for(model: ChatModel, *, batch_size: int = 16, add_bos_token: 
                                 add_bos_token=add_bos_token, max_gen_toks=max_gen_toks)
     if isinstance(inner, OpenAIChatModel):
         return OpenAIBackend(model, base_url=inner.base_url, model_name=inner.name,
-                             api_key_env=inner.spec.api_key_env, complete=complete,
-                             concurrency=concurrency, max_gen_toks=max_gen_toks,
+                             api_key_env=inner.spec.api_key_env, concurrency=concurrency, max_gen_toks=max_gen_toks,
                              timeout_s=inner.spec.request_timeout_s)
     raise ConfigError(f"model {getattr(model, 'name', model)!r} has no lm-eval backend "
                       "(use openai:<name> or reference:<checkpoint-dir>)")

@@ -83,6 +83,7 @@ def test_generation_on_an_endpoint_agrees_and_cuts_at_stop_strings(fake_openai: 
     run = k2eval.evaluate("lm-eval:k2eval_toy_gen", "openai:toy", base_url=server.base_url,
                           data=str(toy_tasks), out=tmp_path)
     assert run.summary["score"] == pytest.approx(60.0)  # 2+2, 5+3, 6+3 right; 10+10, 7+5 wrong
+    assert run.summary["usage"]["calls"] == 5
     lm = K2EvalLM(model="openai:toy", base_url=server.base_url)
     theirs = lm_eval_results(lm, "k2eval_toy_gen", toy_tasks)["k2eval_toy_gen"]
     lm.close()
