@@ -293,11 +293,18 @@ class OpenAIBackend(Backend):
         return list(lp.token_logprobs[:n]), list(lp.text_offset[:n]), list((lp.top_logprobs or [])[:n])
 
     async def _score(self, context: str, continuation: str) -> tuple[float, bool]:
+        """The continuation's tokens are those ending after the context (after moving the
+        context's trailing whitespace to the continuation, as lm-eval does before tokenizing):
+        a token straddling the boundary counts as the continuation's."""
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
         logprobs, offsets, tops = await self._prompt_logprobs(context + continuation)
         start = len(context)
+        ends = [*offsets[1:], len(context + continuation)]
         total, greedy = 0.0, True
-        for i, (lp, offset) in enumerate(zip(logprobs, offsets, strict=True)):
-            if offset < start:
+        for i, (lp, end) in enumerate(zip(logprobs, ends, strict=True)):
+            if end <= start:
                 continue
             if lp is None:
                 raise self._no_prompt_logprobs("a continuation token has no logprob")

@@ -1,0 +1,95 @@
+"""Log-likelihoods from an endpoint that returns prompt log-probabilities (vLLM's
+`/v1/completions` with `echo` and `logprobs`), served here by a scripted server."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from lm_eval import simple_evaluate
+from lm_eval.api.instance import Instance
+from lm_eval.tasks import TaskManager
+
+import k2eval
+from k2eval.lmeval.model import K2EvalLM
+from k2eval.testing.fake_openai import FakeOpenAIServer, Reply
+
+LIKED = {"dog", "ice", "apple", "honey", "Earth", "cold", "blue", "four", "8"}
+"""Words this scripted model finds likely (log-prob -0.5, its top choice); others get -3."""
+
+
+def logprob(token: str) -> float:
+    return -0.5 if token.strip() in LIKED else -3.0
+
+
+class EchoLogprobServer(FakeOpenAIServer):
+    """Words (with their leading whitespace) are tokens; the prompt comes back with its
+    per-token log-probabilities and one generated token, as vLLM answers."""
+
+    def _app(self) -> web.Application:
+        app = super()._app()
+        app.router.add_post("/v1/completions", self._completions)
+        return app
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        assert body["echo"] and body["logprobs"] == 1
+        prompt = body["prompt"]
+        tokens = [*re.findall(r"\s*\S+", prompt), " the"]
+        offsets, at = [], 0
+        for t in tokens:
+            offsets.append(at)
+            at += len(t)
+        logprobs = [None] + [logprob(t) for t in tokens[1:]]
+        tops = [None] + [{" the": -0.5, t: logprob(t)} for t in tokens[1:]]
+        return web.json_response({
+            "id": "cmpl-1", "object": "text_completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "text": prompt + " the", "finish_reason": "length",
+                         "logprobs": {"tokens": tokens, "token_logprobs": logprobs,
+                                      "top_logprobs": tops, "text_offset": offsets}}],
+            "usage": {"prompt_tokens": len(tokens) - 1, "completion_tokens": 1, "total_tokens": len(tokens)}})
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[EchoLogprobServer]:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0123456789")
+    server = EchoLogprobServer(lambda body: Reply(text="unused"))
+    with server.in_thread():
+        yield server
+
+
+@pytest.mark.parametrize(("context", "continuation", "expected"), [
+    ("Question: Which animal barks?\nAnswer:", " dog", (-0.5, True)),
+    ("Question: Which animal barks?\nAnswer:", " fish", (-3.0, False)),
+    ("The sky is", " blue and dog", (-4.0, False)),
+    ("Two plus two is ", "four", (-0.5, True)),
+    ("Two plus two is fo", "ur", (-0.5, True)),
+])
+def test_continuation_log_likelihoods_come_from_the_echoed_prompt(
+        endpoint: EchoLogprobServer, context: str, continuation: str, expected: tuple[float, bool]) -> None:
+    lm = K2EvalLM(model="openai:toy", base_url=endpoint.base_url)
+    [got] = lm.loglikelihood([Instance("loglikelihood", {}, (context, continuation), 0)])
+    lm.close()
+    assert got == pytest.approx(expected)
+    assert endpoint.requests[-1]["prompt"] == context + continuation
+    assert endpoint.requests[-1]["model"] == "toy"
+
+
+def test_multiple_choice_on_an_endpoint_agrees_with_lm_eval(endpoint: EchoLogprobServer, toy_tasks: Path,
+                                                            tmp_path: Path) -> None:
+    run = k2eval.evaluate("lm-eval:k2eval_toy_mc", "openai:toy", base_url=endpoint.base_url,
+                          data=str(toy_tasks), out=tmp_path)
+    lm = K2EvalLM(model="openai:toy", base_url=endpoint.base_url)
+    theirs = simple_evaluate(model=lm, tasks=["k2eval_toy_mc"],
+                             task_manager=TaskManager(include_path=str(toy_tasks), include_defaults=False))
+    lm.close()
+    assert theirs is not None
+    assert theirs["results"]["k2eval_toy_mc"]["acc,none"] == pytest.approx(1.0)
+    assert run.summary["score"] == pytest.approx(100.0)
+    attempt = json.loads((run.path / "attempts.jsonl").read_text().splitlines()[0])
+    assert attempt["messages"][1]["content"] == " dog"
