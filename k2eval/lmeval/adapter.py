@@ -261,17 +261,22 @@ class LmEvalAdapter(Adapter):
         if top is None:  # a tag: several tasks, no group; report the first
             name = next(iter(results["results"]))
             top = results["results"][name]
-        metric, _, filt = self._primary(self.tasks[next(iter(self.tasks))]).partition(",")
+        first = self.tasks[next(iter(self.tasks))]
+        metric, _, filt = self._primary(first).partition(",")
         value = top.get(f"{metric},{filt}")
         stderr = top.get(f"{metric}_stderr,{filt}")
+        base = {"n_scored_items": len({s.item_id for s in scores}), "metric_label": metric,
+                "headline_metric": f"{metric},{filt}", "lm_eval": results}
         if not isinstance(value, (int, float)):
-            return {"score": None, "ci95": None, "stderr": None, "n_scored_items": len(scores),
-                    "lm_eval": results}
+            return {"score": None, "ci95": None, "stderr": None, **base}
         se = float(stderr) if isinstance(stderr, (int, float)) and not math.isnan(stderr) else 0.0
+        if first.higher_is_better().get(metric) is False or not 0 <= value <= 1:
+            # perplexities, bits per byte, ...: reported as lm-eval reports them, not as percent
+            return {"score": round(value, 6), "ci95": [round(value - Z95 * se, 6), round(value + Z95 * se, 6)],
+                    "stderr": round(se, 6), "score_unit": "raw", **base}
         return {"score": round(100 * value, 4),
                 "ci95": [round(100 * max(0.0, value - Z95 * se), 4), round(100 * min(1.0, value + Z95 * se), 4)],
-                "stderr": round(100 * se, 4), "n_scored_items": len({s.item_id for s in scores}),
-                "metric_label": metric, "headline_metric": f"{metric},{filt}", "lm_eval": results}
+                "stderr": round(100 * se, 4), **base}
 
     def aggregate(self, items: list[Item], scores: list[Score]) -> dict[str, Any]:
         """lm-eval's own per-task and per-group aggregation of the per-document metrics."""

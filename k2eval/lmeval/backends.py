@@ -100,7 +100,7 @@ class ReferenceBackend(Backend):
         self.max_gen_toks = max_gen_toks
         self.window = runtime.model.config.max_position_embeddings
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="k2eval-lmeval")
-        self._pending: list[tuple[list[Any], asyncio.Future[list[tuple[float, bool]]]]] = []
+        self._pending: dict[Callable[..., Any], list[tuple[list[Any], asyncio.Future[list[Any]]]]] = {}
         self._flushes: set[asyncio.Task[None]] = set()
         self._model_busy = asyncio.Lock()
 
@@ -130,35 +130,36 @@ class ReferenceBackend(Backend):
     async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def _score_together(self, requests: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[float, bool]]:
-        """Score `requests` together with those of concurrent callers (k2eval's engine solves
-        one document per call, many at once): callers arriving while the model is busy, or
-        within `GATHER_S`, share the next batch."""
+    async def _together(self, work: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[Any]:
+        """`work(items)` on the worker thread, batched with the items of concurrent callers
+        (k2eval's engine solves one document per call, many at once): callers arriving while
+        the model is busy, or within `GATHER_S`, share the next batch of the same work."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[tuple[float, bool]]] = loop.create_future()
-        self._pending.append((requests, future))
-        if len(self._pending) == 1:
-            flush = loop.create_task(self._flush())
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        queue = self._pending.setdefault(work, [])
+        queue.append((items, future))
+        if len(queue) == 1:
+            flush = loop.create_task(self._flush(work))
             self._flushes.add(flush)
             flush.add_done_callback(self._flushes.discard)
         return await future
 
-    async def _flush(self) -> None:
+    async def _flush(self, work: Callable[[list[Any]], list[Any]]) -> None:
         await asyncio.sleep(self.GATHER_S)
         async with self._model_busy:
-            batch, self._pending = self._pending, []
+            batch = self._pending.pop(work, [])
             try:
-                scored = await self._in_worker(self._score_tokens, [r for rs, _ in batch for r in rs])
+                results = await self._in_worker(work, [x for xs, _ in batch for x in xs])
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 return
         start = 0
-        for requests, future in batch:
+        for items, future in batch:
             if not future.done():
-                future.set_result(scored[start:start + len(requests)])
-            start += len(requests)
+                future.set_result(results[start:start + len(items)])
+            start += len(items)
 
     def _score_tokens(self, requests: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[float, bool]]:
         from k2eval.models.reference.scoring import score_continuations
@@ -168,7 +169,7 @@ class ReferenceBackend(Backend):
     async def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         pairs = [self.encode_pair(c, x) for c, x in requests]
         scorable = [i for i, (_, cont) in enumerate(pairs) if cont]
-        scored = await self._score_together([pairs[i] for i in scorable])
+        scored = await self._together(self._score_tokens, [pairs[i] for i in scorable])
         out = [(0.0, True)] * len(pairs)  # an empty continuation has probability one
         for i, result in zip(scorable, scored, strict=True):
             out[i] = result
@@ -185,13 +186,14 @@ class ReferenceBackend(Backend):
                     max_seq_len=self.window, context_len=1)):
                 windows.append((tuple(context), tuple(target)))
                 owners.append(n)
-        scored = await self._score_together(windows)
+        scored = await self._together(self._score_tokens, windows)
         totals = [0.0] * len(texts)
         for owner, (logprob, _) in zip(owners, scored, strict=True):
             totals[owner] += logprob
         return totals
 
     def _generate(self, requests: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        """Generations for `requests`, decoded together (`max_batch_size` rows at a time)."""
         from k2eval.models.reference.generation import GenerationRequest
 
         prepared = []
@@ -206,10 +208,7 @@ class ReferenceBackend(Backend):
 
     async def generate(self, requests: list[tuple[str, dict[str, Any]]],
                        complete: Complete | None = None) -> list[str]:
-        out: list[str] = []
-        for start in range(0, len(requests), self.batch_size):
-            out += await self._in_worker(self._generate, requests[start:start + self.batch_size])
-        return out
+        return await self._together(self._generate, requests)
 
     def describe(self) -> dict[str, Any]:
         return {**self.runtime.describe(), "add_bos_token": self.add_bos_token,

@@ -67,6 +67,19 @@ def test_reference_run_directory_reports_what_lm_eval_reports(tiny: Path, toy_ta
     assert len(first["output"]["responses"]) == 4
 
 
+def test_perplexity_task_agrees_on_the_reference_model(tiny: Path, toy_tasks: Path, tmp_path: Path) -> None:
+    """Rolling log-likelihoods; the headline is a perplexity, reported raw (not as percent)."""
+    run = k2eval.evaluate("lm-eval:k2eval_toy_text", f"reference:{tiny}", data=str(toy_tasks), out=tmp_path)
+    lm = K2EvalLM(model=f"reference:{tiny}")
+    theirs = lm_eval_results(lm, "k2eval_toy_text", toy_tasks)["k2eval_toy_text"]
+    lm.close()
+    ours = run.summary["lm_eval"]["results"]["k2eval_toy_text"]
+    assert metrics_of(ours) == pytest.approx(metrics_of(theirs), rel=1e-9)
+    assert run.summary["score_unit"] == "raw"
+    assert run.summary["score"] == pytest.approx(theirs["word_perplexity,none"], rel=1e-6)
+    assert run.summary["score"] > 1
+
+
 def test_generation_task_agrees_on_the_reference_model(tiny: Path, toy_tasks: Path, tmp_path: Path) -> None:
     run = k2eval.evaluate("lm-eval:k2eval_toy_gen", f"reference:{tiny}", data=str(toy_tasks), out=tmp_path)
     lm = K2EvalLM(model=f"reference:{tiny}")
@@ -162,3 +175,19 @@ def test_lm_eval_command_line_runs_the_k2eval_model_type(fake_openai: Callable[.
     [written] = tmp_path.rglob("results_*.json")
     results = json.loads(written.read_text())["results"]
     assert results["k2eval_toy_gen"]["exact_match,strict-match"] == pytest.approx(0.6)
+
+
+def test_concurrent_documents_share_the_reference_models_batches(tiny: Path, toy_tasks: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from k2eval.models.reference import scoring
+
+    sizes: list[int] = []
+    real = scoring.score_continuations
+
+    def recording(model: Any, requests: list[Any], **kwargs: Any) -> Any:
+        sizes.append(len(requests))
+        return real(model, requests, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_continuations", recording)
+    k2eval.evaluate("lm-eval:k2eval_toy_mc", f"reference:{tiny}", data=str(toy_tasks), out=tmp_path)
+    assert sum(sizes) == 24 and max(sizes) > 4  # six documents of four choices, not one at a time
