@@ -191,3 +191,23 @@ def test_concurrent_documents_share_the_reference_models_batches(tiny: Path, toy
     monkeypatch.setattr(scoring, "score_continuations", recording)
     k2eval.evaluate("lm-eval:k2eval_toy_mc", f"reference:{tiny}", data=str(toy_tasks), out=tmp_path)
     assert sum(sizes) == 24 and max(sizes) > 4  # six documents of four choices, not one at a time
+
+
+def test_nightly_tracks_an_lm_eval_task(fake_openai: Callable[..., Any], toy_tasks: Path, tmp_path: Path) -> None:
+    from k2eval.report.nightly import run_nightly
+    from k2eval.store.history import open_history
+
+    behaviour = {"respond": adder}
+    server = fake_openai(lambda body: behaviour["respond"](body))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"- task: lm-eval:k2eval_toy_gen\n  model: openai:toy\n"
+                     f"  base_url: {server.base_url}\n  data: {toy_tasks}\n")
+    store = open_history(f"sqlite:///{tmp_path / 'history.db'}")
+    first = run_nightly(suite, store, tmp_path / "nightly", log=lambda line: None)
+    behaviour["respond"] = lambda body: Reply(text=" 0")
+    second = run_nightly(suite, store, tmp_path / "nightly", log=lambda line: None)
+    assert [v.status for v in first.verdicts] == ["no-baseline"]
+    [verdict] = second.verdicts
+    assert verdict.test is not None and verdict.test.n == 5
+    assert verdict.test.delta == pytest.approx(-0.6) and len(verdict.worse_items) == 3
+    assert (second.night_dir / "regression.md").is_file()
