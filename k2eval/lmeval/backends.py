@@ -46,6 +46,7 @@ def generation_settings(gen_kwargs: dict[str, Any], default_max: int) -> tuple[l
     until = gen_kwargs.get("until") or []
     if isinstance(until, str):
         until = [until]
+    until = [u for u in until if u]
     max_new = int(gen_kwargs.get("max_gen_toks") or default_max)
     temperature = float(gen_kwargs.get("temperature", 0.0) or 0.0)
     sampled = bool(gen_kwargs.get("do_sample", temperature > 0))
@@ -55,9 +56,9 @@ def generation_settings(gen_kwargs: dict[str, Any], default_max: int) -> tuple[l
 
 
 def cut_at_stop(text: str, until: list[str]) -> str:
+    """The text before the first occurrence of any stop string (lm-eval's post-processing)."""
     for stop in until:
-        if stop:
-            text = text.split(stop, 1)[0]
+        text = text.split(stop, 1)[0]
     return text
 
 
@@ -246,7 +247,7 @@ class OpenAIBackend(Backend):
         async def one(context: str, gen_kwargs: dict[str, Any]) -> str:
             until, max_new, temperature, top_p = generation_settings(gen_kwargs, self.max_gen_toks)
             sampling = Sampling(max_tokens=max_new, temperature=temperature, top_p=top_p,
-                                stop=tuple(s for s in until if s)[:4])
+                                stop=tuple(until[:4]))
             async with self._gate:
                 completion = await call([{"role": "user", "content": context}], sampling)
             return cut_at_stop(completion.text or "", until)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
+from k2eval.lmeval.backends import cut_at_stop, generation_settings
 from k2eval.lmeval.model import K2EvalLM
 from k2eval.models.reference.hf_compat import load_transformers_model
 from k2eval.models.reference.loading import load_model
@@ -104,3 +105,18 @@ def test_lm_eval_requests_through_the_bridge_equal_transformers(tiny: Path, thei
     expected, _ = transformers_loglikelihood(theirs, (backend.prefix_token_id,), tokens)
     assert abs(rolling - expected) <= TOLERANCE
     lm.close()
+
+
+@pytest.mark.parametrize(("gen_kwargs", "expected"), [
+    ({"until": ["\n", ""], "max_gen_toks": 5}, (["\n"], 5, 0.0, None)),
+    ({"until": "Q:"}, (["Q:"], 256, 0.0, None)),
+    ({"do_sample": False, "temperature": 0.8}, ([], 256, 0.0, None)),
+    ({"temperature": 0.7, "top_p": 0.9}, ([], 256, 0.7, 0.9)),
+    ({"do_sample": True, "temperature": 1.0}, ([], 256, 1.0, None)),
+])
+def test_generation_settings_follow_lm_eval(gen_kwargs: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    assert generation_settings(gen_kwargs, 256) == expected
+
+
+def test_generation_is_cut_at_the_first_stop_string() -> None:
+    assert cut_at_stop(" 42\nQ: next", ["Q:", "\n"]) == " 42"
