@@ -17,9 +17,11 @@ that onto k2eval's records:
 - the summary's headline is lm-eval's aggregate of the primary metric (its stderr, and a
   95% CI of ±1.96 stderr); `lm_eval` holds every task's and group's metrics and stderrs.
 
-Choices: k2eval's `--k`, `--temperature` and `--max-tokens` do not apply (lm-eval tasks carry
-their own generation settings and repeats); `--limit` counts documents across all subtasks
-in order. The primary metric is the task option `metric` (`name,filter`, e.g.
+Choices: k2eval's `--k`, `--temperature`, `--top-p` and `--max-tokens` are refused (lm-eval
+tasks carry their own generation settings and repeats; `--option gen_kwargs={...}` overrides
+them as lm-eval's `--gen_kwargs` does); `--limit` counts documents across all subtasks in
+order. This module reads lm-eval 0.4.x internals (`Task._filters`, the evaluator's
+`_collect_results`), hence the `lm-eval<0.5` pin of the `lmeval` extra. The primary metric is the task option `metric` (`name,filter`, e.g.
 `exact_match,strict-match`), else the task's first metric under its first filter.
 """
 
@@ -68,18 +70,31 @@ class LmEvalSettings:
     confirm_run_unsafe_code: bool = False
     """lm-eval's own flag for tasks whose grader executes model output on the host."""
 
+    gen_kwargs: dict[str, Any] | None = None
+    """Overrides of the tasks' generation settings, as lm-eval's `--gen_kwargs`."""
+
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> LmEvalSettings:
         task = spec.option("lm_eval_task")
         if not task:
             raise ConfigError(f"task {spec.name}: an lm-eval task spec needs option lm_eval_task")
+        if spec.k != 1 or spec.temperature != 0.0 or spec.top_p is not None or spec.max_output_tokens != 256:
+            raise ConfigError(
+                f"task {spec.name}: lm-eval tasks carry their own sampling settings and repeats, so "
+                "--k, --temperature, --top-p and --max-tokens do not apply; override generation with "
+                "--option 'gen_kwargs={temperature: 0.7, max_gen_toks: 512}'")
+        gen_kwargs = spec.option("gen_kwargs")
+        if gen_kwargs is not None and not isinstance(gen_kwargs, dict):
+            raise ConfigError(f"task {spec.name}: option gen_kwargs must be a mapping, e.g. "
+                              "--option 'gen_kwargs={temperature: 0.7}'")
         shots = spec.option("num_fewshot")
         return cls(task=str(task), num_fewshot=None if shots is None else int(shots),
                    fewshot_seed=int(spec.option("fewshot_seed", DEFAULT_FEWSHOT_SEED)),
                    metric=spec.option("metric"),
                    add_bos_token=_flag(spec.option("add_bos_token", False)),
                    batch_size=int(spec.option("batch_size", 16)),
-                   confirm_run_unsafe_code=_flag(spec.option("confirm_run_unsafe_code", False)))
+                   confirm_run_unsafe_code=_flag(spec.option("confirm_run_unsafe_code", False)),
+                   gen_kwargs=gen_kwargs)
 
 
 def _flag(value: Any) -> bool:
@@ -131,6 +146,8 @@ def load_lm_eval_tasks(settings: LmEvalSettings, include_path: str | None) -> tu
             raise ConfigError(
                 f"lm-eval task {name} grades by running model-written code on this host, outside "
                 "k2eval's sandboxes; pass --option confirm_run_unsafe_code=true to accept that")
+        if settings.gen_kwargs and task.get_config("output_type") == "generate_until":
+            task.set_config(key="generation_kwargs", value=dict(settings.gen_kwargs), update=True)
         default = task.get_config("num_fewshot")
         if settings.num_fewshot is not None and default != 0:
             task.set_config(key="num_fewshot", value=settings.num_fewshot)

@@ -211,3 +211,13 @@ def test_nightly_tracks_an_lm_eval_task(fake_openai: Callable[..., Any], toy_tas
     assert verdict.test is not None and verdict.test.n == 5
     assert verdict.test.delta == pytest.approx(-0.6) and len(verdict.worse_items) == 3
     assert (second.night_dir / "regression.md").is_file()
+
+
+def test_k2eval_sampling_flags_are_refused_and_gen_kwargs_override(fake_openai: Callable[..., Any],
+                                                                   toy_tasks: Path, tmp_path: Path) -> None:
+    server = fake_openai(adder)
+    common = {"base_url": server.base_url, "data": str(toy_tasks), "out": tmp_path}
+    with pytest.raises(ConfigError, match="--k, --temperature, --top-p and --max-tokens do not apply"):
+        k2eval.evaluate("lm-eval:k2eval_toy_gen", "openai:toy", k=4, **common)
+    k2eval.evaluate("lm-eval:k2eval_toy_gen", "openai:toy", options={"gen_kwargs": {"max_gen_toks": 3}}, **common)
+    assert {r["max_tokens"] for r in server.requests} == {3}
