@@ -93,3 +93,10 @@ def test_multiple_choice_on_an_endpoint_agrees_with_lm_eval(endpoint: EchoLogpro
     assert run.summary["score"] == pytest.approx(100.0)
     attempt = json.loads((run.path / "attempts.jsonl").read_text().splitlines()[0])
     assert attempt["messages"][1]["content"] == " dog"
+
+
+def test_rolling_log_likelihood_sums_every_token_after_the_first(endpoint: EchoLogprobServer) -> None:
+    lm = K2EvalLM(model="openai:toy", base_url=endpoint.base_url)
+    [got] = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, ("The sky is blue",), 0)])
+    lm.close()
+    assert got == pytest.approx(-3.0 - 3.0 - 0.5)  # " sky", " is", " blue"; "The" has no context
