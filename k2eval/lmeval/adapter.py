@@ -70,6 +70,8 @@ class LmEvalSettings:
     confirm_run_unsafe_code: bool = False
     """lm-eval's own flag for tasks whose grader executes model output on the host."""
 
+    api: str = "chat"
+    """How endpoints generate: `chat` completions, or raw `completions` (base models)."""
     gen_kwargs: dict[str, Any] | None = None
     """Overrides of the tasks' generation settings, as lm-eval's `--gen_kwargs`."""
 
@@ -94,7 +96,7 @@ class LmEvalSettings:
                    add_bos_token=_flag(spec.option("add_bos_token", False)),
                    batch_size=int(spec.option("batch_size", 16)),
                    confirm_run_unsafe_code=_flag(spec.option("confirm_run_unsafe_code", False)),
-                   gen_kwargs=gen_kwargs)
+                   gen_kwargs=gen_kwargs, api=str(spec.option("api", "chat")))
 
 
 def _flag(value: Any) -> bool:
@@ -217,7 +219,8 @@ class LmEvalAdapter(Adapter):
                 assert self.settings is not None
                 self._backend = await backend_for(
                     ctx.model, batch_size=self.settings.batch_size,
-                    add_bos_token=self.settings.add_bos_token, concurrency=ctx.config.concurrency)
+                    add_bos_token=self.settings.add_bos_token, concurrency=ctx.config.concurrency,
+                    api=self.settings.api)
         return self._backend
 
     async def solve(self, item: Item, ctx: AttemptContext) -> SolveResult:

@@ -14,8 +14,9 @@ length, an empty context becomes the prefix token (BOS, else EOS), long inputs k
 newest tokens; rolling windows come from lm-eval's own `get_rolling_token_windows`.
 
 `OpenAIBackend` talks to an OpenAI-compatible endpoint: generation through chat completions
-(the context as one user message, stop strings as `stop`, the text cut at the first stop
-string as lm-eval does); log-likelihoods through `/completions` with `echo` and `logprobs`
+(the context as one user message) or, with `api="completions"`, through `/v1/completions` (the
+raw prompt, for base models); stop strings as `stop`, the text cut at the first stop string
+as lm-eval does. Log-likelihoods through `/completions` with `echo` and `logprobs`
 (vLLM, SGLang and others return prompt log-probabilities that way). An endpoint that does not
 is a clear `ConfigError`, never a made-up number.
 """
@@ -29,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from k2eval.errors import ConfigError
+from k2eval.errors import ConfigError, RetryableModelError
 from k2eval.models.base import ChatModel, Completion, Message, Sampling
 
 if TYPE_CHECKING:
@@ -223,12 +224,19 @@ class ReferenceBackend(Backend):
 
 
 class OpenAIBackend(Backend):
-    """An OpenAI-compatible endpoint; generation goes through `model` (k2eval's retrying chat
-    model) unless a call passes its own `complete`."""
+    """An OpenAI-compatible endpoint. Generation goes through chat completions (`model`, k2eval's
+    retrying chat model, unless a call passes its own `complete`), or with
+    `api="completions"` through `/v1/completions`: the raw prompt, no chat template, as
+    lm-eval's `local-completions` sends it (the path for base models)."""
+
+    APIS = ("chat", "completions")
 
     def __init__(self, model: ChatModel, *, base_url: str, model_name: str, api_key_env: str,
                  concurrency: int = 32, max_gen_toks: int = DEFAULT_MAX_GEN_TOKS,
-                 timeout_s: float = 600.0) -> None:
+                 timeout_s: float = 600.0, api: str = "chat") -> None:
+        if api not in self.APIS:
+            raise ConfigError(f"api {api!r} is not one of {', '.join(self.APIS)}")
+        self.api = api
         self.model = model
         self.name = f"openai:{model_name}"
         self.base_url = base_url.rstrip("/")
@@ -249,10 +257,27 @@ class OpenAIBackend(Backend):
             sampling = Sampling(max_tokens=max_new, temperature=temperature, top_p=top_p,
                                 stop=tuple(until[:4]))
             async with self._gate:
-                completion = await call([{"role": "user", "content": context}], sampling)
-            return cut_at_stop(completion.text or "", until)
+                if self.api == "completions":
+                    text = await self._complete_raw(context, sampling)
+                else:
+                    text = (await call([{"role": "user", "content": context}], sampling)).text or ""
+            return cut_at_stop(text, until)
 
         return list(await asyncio.gather(*(one(c, g) for c, g in requests)))
+
+    async def _complete_raw(self, prompt: str, sampling: Sampling) -> str:
+        import openai
+
+        try:
+            resp = await self._completions_client().completions.create(
+                model=self.model_name, prompt=prompt, max_tokens=sampling.max_tokens,
+                temperature=sampling.temperature, stop=list(sampling.stop) or None,
+                **({"top_p": sampling.top_p} if sampling.top_p is not None else {}))
+        except openai.NotFoundError:
+            raise ConfigError(f"{self.base_url} has no /completions route: use api=chat") from None
+        except openai.APIError as exc:
+            raise RetryableModelError(f"{self.base_url}/completions: {exc}") from exc
+        return resp.choices[0].text if resp.choices else ""
 
     def _completions_client(self) -> Any:
         if self._client is None:
@@ -336,7 +361,8 @@ class OpenAIBackend(Backend):
 
 
 async def backend_for(model: ChatModel, *, batch_size: int = 16, add_bos_token: bool = False,
-                      max_gen_toks: int = DEFAULT_MAX_GEN_TOKS, concurrency: int = 32) -> Backend:
+                      max_gen_toks: int = DEFAULT_MAX_GEN_TOKS, concurrency: int = 32,
+                      api: str = "chat") -> Backend:
     """The backend behind a k2eval chat model (unwrapping the retry layer)."""
     from k2eval.models.openai_api import OpenAIChatModel
     from k2eval.models.reference.chat_model import ReferenceChatModel
@@ -349,7 +375,7 @@ async def backend_for(model: ChatModel, *, batch_size: int = 16, add_bos_token: 
                                 add_bos_token=add_bos_token, max_gen_toks=max_gen_toks)
     if isinstance(inner, OpenAIChatModel):
         return OpenAIBackend(model, base_url=inner.base_url, model_name=inner.name,
-                             api_key_env=inner.spec.api_key_env, concurrency=concurrency, max_gen_toks=max_gen_toks,
+                             api_key_env=inner.spec.api_key_env, concurrency=concurrency, api=api, max_gen_toks=max_gen_toks,
                              timeout_s=inner.spec.request_timeout_s)
     raise ConfigError(f"model {getattr(model, 'name', model)!r} has no lm-eval backend "
                       "(use openai:<name> or reference:<checkpoint-dir>)")

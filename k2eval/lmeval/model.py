@@ -4,7 +4,8 @@
 `base_url=URL`, `api_key_env=VAR`) talks to an OpenAI-compatible endpoint. Other arguments:
 `batch_size` (contexts per forward pass / generations per batch), `add_bos_token` (prepend
 BOS to every input; off by default, as in lm-eval's `hf` model), `max_gen_toks`, `dtype`,
-`device`, `concurrency`, `max_tries`, `request_timeout`.
+`device`, `concurrency`, `max_tries`, `request_timeout`, `api` (`chat`, or `completions` to
+send generation prompts raw to `/v1/completions`, for base models).
 
 Importing this module registers the class in lm-eval's model registry; `k2eval.lmeval`
 explains how the `lm_eval` command finds it.
@@ -52,7 +53,8 @@ class K2EvalLM(LM):
                  api_key_env: str = "OPENAI_API_KEY", batch_size: int | str = 16,
                  add_bos_token: bool = False, max_gen_toks: int = DEFAULT_MAX_GEN_TOKS,
                  dtype: str = "float32", device: str | None = None, concurrency: int = 32,
-                 max_tries: int = 6, request_timeout: float = 600.0, **_ignored: Any) -> None:
+                 max_tries: int = 6, request_timeout: float = 600.0, api: str = "chat",
+                 **_ignored: Any) -> None:
         super().__init__()
         spec = parse_model_spec(str(model), base_url=base_url, api_key_env=api_key_env,
                                 request_timeout_s=float(request_timeout), max_tries=int(max_tries))
@@ -60,7 +62,7 @@ class K2EvalLM(LM):
         self._chat_model = self._make_chat_model(spec, dtype, _device(device), _batch_size(batch_size))
         self.backend: Backend = self._run(backend_for(
             self._chat_model, batch_size=_batch_size(batch_size), add_bos_token=bool(add_bos_token),
-            max_gen_toks=int(max_gen_toks), concurrency=int(concurrency)))
+            max_gen_toks=int(max_gen_toks), concurrency=int(concurrency), api=str(api)))
 
     @staticmethod
     def _make_chat_model(spec: Any, dtype: str, device: str, batch_size: int) -> ChatModel:

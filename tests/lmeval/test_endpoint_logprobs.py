@@ -1,5 +1,5 @@
-"""Log-likelihoods from an endpoint that returns prompt log-probabilities (vLLM's
-`/v1/completions` with `echo` and `logprobs`), served here by a scripted server."""
+"""An endpoint's `/v1/completions` as vLLM serves it, scripted: prompt log-probabilities
+(`echo` and `logprobs`) for log-likelihoods, and raw-prompt generation (`api=completions`)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,13 @@ class EchoLogprobServer(FakeOpenAIServer):
     async def _completions(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
-        assert body["echo"] and body["logprobs"] == 1
         prompt = body["prompt"]
+        if not body.get("echo"):  # plain generation: sums, then rambling on past the stop string
+            a, b = map(int, re.findall(r"What is (\d+) plus (\d+)\?", prompt)[-1])
+            return web.json_response({
+                "id": "cmpl-2", "object": "text_completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "text": f" {a + b}\nQ: more", "finish_reason": "stop", "logprobs": None}]})
+        assert body["logprobs"] == 1
         tokens = [*re.findall(r"\s*\S+", prompt), " the"]
         offsets, at = [], 0
         for t in tokens:
@@ -100,3 +105,19 @@ def test_rolling_log_likelihood_sums_every_token_after_the_first(endpoint: EchoL
     [got] = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, ("The sky is blue",), 0)])
     lm.close()
     assert got == pytest.approx(-3.0 - 3.0 - 0.5)  # " sky", " is", " blue"; "The" has no context
+
+
+def test_raw_prompt_generation_through_completions_agrees_with_lm_eval(endpoint: EchoLogprobServer,
+                                                                     toy_tasks: Path, tmp_path: Path) -> None:
+    run = k2eval.evaluate("lm-eval:k2eval_toy_gen", "openai:toy", base_url=endpoint.base_url,
+                          data=str(toy_tasks), out=tmp_path, options={"api": "completions"})
+    lm = K2EvalLM(model="openai:toy", base_url=endpoint.base_url, api="completions")
+    theirs = simple_evaluate(model=lm, tasks=["k2eval_toy_gen"],
+                             task_manager=TaskManager(include_path=str(toy_tasks), include_defaults=False))
+    lm.close()
+    assert theirs is not None
+    assert theirs["results"]["k2eval_toy_gen"]["exact_match,strict-match"] == pytest.approx(1.0)
+    assert run.summary["score"] == pytest.approx(100.0)
+    sent = endpoint.requests[0]
+    assert sent["prompt"].startswith("Q: What is") and sent["prompt"].endswith("\nA:")
+    assert sent["stop"] == ["\n", "Q:"] and sent["max_tokens"] == 6 and "messages" not in sent
