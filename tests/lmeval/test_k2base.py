@@ -41,6 +41,7 @@ def test_each_wrapped_benchmark_has_the_reported_shots_and_numbers(row: dict[str
     assert {m: spec.reported.get(m) for m in MODELS} == {m: row[m] for m in MODELS}  # type: ignore[attr-defined]
     assert spec.reported.k2 == row["Kimi-K2-Base"]  # type: ignore[attr-defined]
     assert "," in spec.option("metric")  # type: ignore[attr-defined]
+    assert spec.option("api") == "completions"  # type: ignore[attr-defined]  (base models: raw prompts)
 
 
 def test_every_wrapped_task_exists_in_lm_eval() -> None:
