@@ -221,3 +221,15 @@ def test_k2eval_sampling_flags_are_refused_and_gen_kwargs_override(fake_openai: 
         k2eval.evaluate("lm-eval:k2eval_toy_gen", "openai:toy", k=4, **common)
     k2eval.evaluate("lm-eval:k2eval_toy_gen", "openai:toy", options={"gen_kwargs": {"max_gen_toks": 3}}, **common)
     assert {r["max_tokens"] for r in server.requests} == {3}
+
+
+def test_rescoring_an_lm_eval_run_regrades_the_stored_answers_alike(fake_openai: Callable[..., Any],
+                                                                   toy_tasks: Path, tmp_path: Path) -> None:
+    server = fake_openai(adder)
+    run = k2eval.evaluate("lm-eval:k2eval_toy_gen", "openai:toy", base_url=server.base_url,
+                          data=str(toy_tasks), out=tmp_path)
+    calls = len(server.requests)
+    again = k2eval.rescore_run(run.path, progress=False)
+    assert len(server.requests) == calls  # no model calls
+    assert again.summary["score"] == run.summary["score"] == pytest.approx(60.0)
+    assert again.summary["lm_eval"]["results"] == run.summary["lm_eval"]["results"]
