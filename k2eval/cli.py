@@ -99,12 +99,15 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a model on a task under the task's protocol (see `k2eval tasks`). "
                     "Flags override the protocol; the manifest records what was used.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    p.add_argument("--task", required=True, help="task name (see `k2eval tasks`)")
+    p.add_argument("--task", required=True,
+                   help="task name (see `k2eval tasks`), or lm-eval:<task-or-group> for an "
+                        "lm-evaluation-harness task")
     p.add_argument("--model", required=True,
                    help="openai:<model-name> (any OpenAI-compatible endpoint) or reference:<checkpoint-dir>")
     _add_model_flags(p)
     p.add_argument("--data", metavar="PATH",
-                   help="local dataset in the benchmark's native format (default: the hub)")
+                   help="local dataset in the benchmark's native format (default: the hub); "
+                        "for lm-eval:<task>, a folder of extra lm-eval task YAMLs")
     g = p.add_argument_group("protocol overrides (defaults from the task)")
     g.add_argument("--k", type=int, help="samples per item")
     g.add_argument("--max-tokens", type=int, help="max output tokens per model call")

@@ -60,7 +60,7 @@ class Reported:
 
     @property
     def k2(self) -> str | None:
-        return self.get("Kimi-K2-Instruct")
+        return self.get("Kimi-K2-Instruct") or self.get("Kimi-K2-Base")
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,23 @@ def all_tasks() -> dict[str, TaskSpec]:
     return _load_all_tasks(str(resource_dir("tasks")))
 
 
+LM_EVAL_PREFIX = "lm-eval:"
+
+
+def lm_eval_task(task: str) -> TaskSpec:
+    """`lm-eval:<task-or-group>`: an lm-eval task run with its own settings (k2eval/lmeval)."""
+    if not task:
+        raise ConfigError("lm-eval: names no task; use lm-eval:<task-or-group>, e.g. lm-eval:gsm8k")
+    return TaskSpec(name=LM_EVAL_PREFIX + task, adapter="lmeval", benchmark=task, group="lm-eval",
+                    metric="acc", k=1, max_output_tokens=256, temperature=0.0,
+                    dataset=DatasetSpec(local_hint="lm-eval's datasets; --data DIR adds task YAMLs"),
+                    options=(("lm_eval_task", task),),
+                    description=f"lm-eval task {task} with its own prompts, filters and metrics")
+
+
 def load_task(name: str) -> TaskSpec:
+    if name.startswith(LM_EVAL_PREFIX):
+        return lm_eval_task(name[len(LM_EVAL_PREFIX):])
     tasks = all_tasks()
     if name in tasks:
         return tasks[name]

@@ -215,6 +215,7 @@ _ADAPTERS: dict[str, str] = {
     "swebench": "k2eval.adapters.swebench:SweBenchAdapter",
     "tau2": "k2eval.adapters.tau2:Tau2Adapter",
     "acebench": "k2eval.adapters.acebench:AceBenchAdapter",
+    "lmeval": "k2eval.lmeval.adapter:LmEvalAdapter",
 }
 
 

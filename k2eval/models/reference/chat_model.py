@@ -47,6 +47,11 @@ class ReferenceChatModel:
     async def preflight(self) -> None:
         await self._ready()
 
+    async def runtime(self) -> ReferenceRuntime:
+        """The loaded checkpoint (loading it on first use), for callers beyond chat such as
+        log-likelihood scoring."""
+        return await self._ready()
+
     async def complete(self, messages: list[Message], tools: list[ToolSchema] | None,
                        sampling: Sampling) -> Completion:
         runtime = await self._ready()
