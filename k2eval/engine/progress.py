@@ -33,7 +33,7 @@ class Progress:
         self.enabled = enabled
         self.interval_s = interval_s
         self._start = time.monotonic()
-        self._last_line = 0.0
+        self._last_line = self._start
         self.waiting = ""
         """What the run last waited for (a retry, a rate limit), shown for `interval_s` or longer."""
         self._waiting_at = self._noted_at = -1e9
