@@ -100,21 +100,40 @@ def histogram(series: Sequence[tuple[str, Sequence[float]]], title: str, bins: i
     return bar_chart(labels, shares, title)
 
 
+class _NightFrame:
+    """The frame of a score-per-night chart: a y axis in percent, one x step per night."""
+
+    left, top, plot_h = 44, 10, 140
+
+    def __init__(self, n: int, step: int, min_width: int, right: int, ymax: float) -> None:
+        self.step, self.ymax = step, ymax
+        self.plot_w = max(min_width, step * max(1, n - 1) + 20)
+        self.width = self.left + self.plot_w + right
+        self.height = self.top + self.plot_h + 80
+
+    def x(self, i: int) -> int:
+        return self.left + 10 + i * self.step
+
+    def y(self, v: float) -> float:
+        return self.top + self.plot_h - self.plot_h * max(0.0, min(v, self.ymax)) / self.ymax
+
+    def axis(self) -> str:
+        return _y_axis(self.left, self.top, self.plot_h, self.plot_w, self.ymax, "")
+
+    def label(self, i: int, text: str) -> str:
+        return (f'<text transform="translate({self.x(i)},{self.top + self.plot_h + 10}) '
+                f'rotate(35)" class="ax">{escape(_clip(text, 14))}</text>')
+
+
 def trend_chart(points: Sequence[tuple[str, float, float | None, float | None]], title: str,
                 ymax: float = 100.0) -> Markup:
     """Score per night (percent) with its 95% CI as whiskers; the last point is highlighted."""
-    left, top, plot_h = 44, 10, 140
-    step = 48
-    plot_w = max(160, step * max(1, len(points) - 1) + 20)
-    width, height = left + plot_w + 60, top + plot_h + 80
-    parts = [_y_axis(left, top, plot_h, plot_w, ymax, "")]
-
-    def y_of(v: float) -> float:
-        return top + plot_h - plot_h * max(0.0, min(v, ymax)) / ymax
-
+    frame = _NightFrame(len(points), 48, 160, 60, ymax)
+    y_of = frame.y
+    parts = [frame.axis()]
     coords = []
     for i, (label, score, lo, hi) in enumerate(points):
-        x = left + 10 + i * step
+        x = frame.x(i)
         coords.append(f"{x},{y_of(score):.1f}")
         if lo is not None and hi is not None:
             parts.append(f'<line x1="{x}" x2="{x}" y1="{y_of(lo):.1f}" y2="{y_of(hi):.1f}" '
@@ -123,29 +142,19 @@ def trend_chart(points: Sequence[tuple[str, float, float | None, float | None]],
         parts.append(f'<circle cx="{x}" cy="{y_of(score):.1f}" r="{5 if last else 3.5}" '
                      f'class="{"pt last" if last else "pt"}"><title>{escape(label)}: '
                      f'{score:.1f}</title></circle>')
-        parts.append(f'<text transform="translate({x},{top + plot_h + 10}) rotate(35)" '
-                     f'class="ax">{escape(_clip(label, 14))}</text>')
+        parts.append(frame.label(i, label))
     if len(coords) > 1:
         parts.insert(1, f'<polyline points="{" ".join(coords)}" class="trend"/>')
-    return _svg(width, height, "".join(parts), title)
+    return _svg(frame.width, frame.height, "".join(parts), title)
 
 
 def series_chart(points: Sequence[tuple[str, float | None, float | None, float | None, str]],
                  title: str, ymax: float = 100.0) -> Markup:
     """Score per night (percent) inside its shaded 95% CI band; nights where the paired test
     fired are marked (▼ regressed, ▲ improved). Points: (label, score, lo, hi, status)."""
-    left, top, plot_h = 44, 10, 140
-    step = 40
-    plot_w = max(200, step * max(1, len(points) - 1) + 20)
-    width, height = left + plot_w + 30, top + plot_h + 80
-    parts = [_y_axis(left, top, plot_h, plot_w, ymax, "")]
-
-    def y_of(v: float) -> float:
-        return top + plot_h - plot_h * max(0.0, min(v, ymax)) / ymax
-
-    def x_of(i: int) -> int:
-        return left + 10 + i * step
-
+    frame = _NightFrame(len(points), 40, 200, 30, ymax)
+    x_of, y_of = frame.x, frame.y
+    parts = [frame.axis()]
     banded = [(i, lo, hi) for i, (_, s, lo, hi, _) in enumerate(points)
               if s is not None and lo is not None and hi is not None]
     if len(banded) > 1:
@@ -169,6 +178,5 @@ def series_chart(points: Sequence[tuple[str, float | None, float | None, float |
             else:
                 parts.append(f'<circle cx="{x}" cy="{y:.1f}" r="3.5" class="pt">'
                              f'<title>{tip}</title></circle>')
-        parts.append(f'<text transform="translate({x},{top + plot_h + 10}) rotate(35)" '
-                     f'class="ax">{escape(_clip(label, 14))}</text>')
-    return _svg(width, height, "".join(parts), title)
+        parts.append(frame.label(i, label))
+    return _svg(frame.width, frame.height, "".join(parts), title)
