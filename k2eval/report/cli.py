@@ -55,8 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "benchmark and metric, one column per model (score [95% CI]), next to "
                          "the reported numbers.")
     if p is not None:
-        p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+        p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                        help="run directories, or folders holding run directories")
+        p.add_argument("--history", metavar="DB",
+                       help="also (or instead) the runs of a night from a nightly history: "
+                            "SQLite file path or postgresql://user@host:port/db")
+        p.add_argument("--night", metavar="NIGHT_ID",
+                       help="with --history: which night (default: the latest)")
         p.add_argument("--format", choices=FORMATS, help="output format (default: from -o, else md)")
         p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
         p.set_defaults(func=cmd_report)
@@ -163,8 +168,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     if fmt not in FORMATS:
         raise UserError(f"-o {args.output}: cannot tell the format; pass --format "
                         f"({', '.join(FORMATS)})")
+    if args.night and not args.history:
+        raise UserError("--night needs --history")
+    paths = list(args.runs) + (_night_runs(args.history, args.night) if args.history else [])
+    if not paths:
+        raise UserError("report needs run directories or --history (k2eval report runs/* or "
+                        "k2eval report --history nightly.db)")
     skipped: list[str] = []
-    table = build_table(load_runs(args.runs, skipped=skipped))
+    table = build_table(load_runs(paths, skipped=skipped))
     _warn_skipped(skipped)
     text = {"md": table.to_markdown, "csv": table.to_csv, "json": table.to_json,
             "html": lambda: render_table_html(table)}[fmt]()
@@ -174,6 +185,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _night_runs(history: str, night_id: str | None) -> list[str]:
+    """The run directories the history indexed for a night (default: the latest one)."""
+    from k2eval.store.history import open_history
+
+    store = open_history(history)
+    try:
+        nights = store.nights()
+        if not nights:
+            raise UserError(f"--history {history}: the history holds no night yet")
+        night = nights[-1] if night_id is None else store.night(night_id)
+        if night is None:
+            latest = ", ".join(n.night_id for n in nights[-3:])
+            raise UserError(f"--night {night_id}: no such night in the history (latest: {latest})")
+        runs = store.runs_of_night(night.night_id)
+    finally:
+        store.close()
+    missing = [r.run_dir for r in runs if not Path(r.run_dir).is_dir()]
+    for path in missing:
+        print(f"warning: left out {path}: the run directory is not on this machine",
+              file=sys.stderr)
+    return [r.run_dir for r in runs if r.run_dir not in missing]
 
 
 def _warn_skipped(skipped: list[str]) -> None:

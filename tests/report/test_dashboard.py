@@ -89,3 +89,24 @@ def test_the_dashboard_reads_right_in_a_browser_offline(
     regressed.find_element(By.LINK_TEXT, "items side by side").click()
     assert driver.current_url.endswith("/compare/aime2025-openai-m.html")
     assert [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+
+
+def test_report_reads_a_night_from_the_history(database_url: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    five_nights(database_url, tmp_path)
+    capsys.readouterr()
+    assert main(["report", "--history", database_url, "--format", "json"]) == 0
+    latest = json.loads(capsys.readouterr().out)["cells"]
+    scores = {c["task"]: c["score"] for c in latest if c["kind"] == "measured"}
+    assert scores == pytest.approx({"aime2025": 100 * 2 / 12, "aime2024": 100 * 7 / 12}, abs=0.1)
+    store = open_history(database_url)
+    first = store.nights()[0].night_id
+    store.close()
+    assert main(["report", "--history", database_url, "--night", first, "--format", "json"]) == 0
+    scores = {c["task"]: c["score"] for c in json.loads(capsys.readouterr().out)["cells"]
+              if c["kind"] == "measured"}
+    assert scores == pytest.approx({"aime2025": 100.0, "aime2024": 50.0}, abs=0.1)
+    assert main(["report", "--history", database_url, "--night", "no-such-night"]) == 2
+    assert "no such night in the history" in capsys.readouterr().err
