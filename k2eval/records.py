@@ -136,11 +136,19 @@ class Attempt:
     def duration(self) -> float:
         return max(0.0, self.ended - self.started)
 
+    @property
+    def cached(self) -> bool:
+        """Every model call of the attempt was served from the response cache."""
+        return bool(self.calls) and all(c.get("cached") for c in self.calls)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "attempt": self.index, "status": self.status,
+        line = {"item_id": self.item_id, "attempt": self.index, "status": self.status,
                 "messages": self.messages, "output": self.output, "calls": self.calls,
                 "usage": self.usage, "started": self.started, "ended": self.ended,
                 "duration": round(self.duration, 4), "error": self.error, "worker": self.worker}
+        if self.cached:
+            line["cached"] = True
+        return line
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Attempt:

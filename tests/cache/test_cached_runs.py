@@ -50,6 +50,7 @@ def test_a_cached_rerun_sends_nothing_and_gives_identical_transcripts(
     assert [x["output"] for x in a] == [x["output"] for x in b]
     assert first.summary["score"] == second.summary["score"]
     assert all(c.get("cached") for x in b for c in x["calls"])
+    assert all(x.get("cached") is True for x in b) and not any("cached" in x for x in a)
     assert not any(c.get("cached") for x in a for c in x["calls"])
     # Honest figures: the cached run spent nothing; what it replayed is counted apart.
     spent, replayed = second.summary["usage"], second.summary["usage"]["by_role"]["agent:cached"]
