@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, start_cluster
 from lcb_rows import fixture_rows, write_jsonl
+from ray_helpers import REPO, start_cluster
 
 from k2eval.testing.fake_openai import Reply
 

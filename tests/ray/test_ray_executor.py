@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, RayCluster
+from ray_helpers import REPO, RayCluster
 
 import k2eval
 from k2eval.adapters.aime import PROMPT_SUFFIX
