@@ -30,7 +30,8 @@ def ray_cluster() -> Iterator[RayCluster]:
         second = cluster.add_node(**NODE)
         cluster.wait_for_nodes()
         yield RayCluster(address=cluster.address, temp_dir=temp_dir,
-                         head_id=cluster.head_node.node_id, second_id=second.node_id)
+                         head_id=cluster.head_node.node_id, second_id=second.node_id,
+                         cluster=cluster)
     finally:
         if ray.is_initialized():
             ray.shutdown()

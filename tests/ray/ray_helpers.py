@@ -37,6 +37,8 @@ class RayCluster:
     """Ray's session files and logs."""
     head_id: str
     second_id: str
+    cluster: Any
+    """The `ray.cluster_utils.Cluster` (to add or remove nodes)."""
 
 
 def start_cluster(temp_dir: Path, **head: Any) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_helpers import REPO, RayCluster
+from ray_helpers import NODE, REPO, RayCluster
 
 import k2eval
 from k2eval.adapters.aime import PROMPT_SUFFIX
@@ -144,6 +144,35 @@ def test_killing_the_second_nodes_worker_mid_run_repeats_and_loses_nothing(
     executor = json.loads((run / "manifest.json").read_text())["executor"]
     assert len(srv.requests) > 60, (executor, victims, err)
     assert executor["name"] == "ray" and executor["rescheduled"] >= 1
+
+
+def test_a_node_dying_mid_run_loses_and_repeats_nothing(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    third = ray_cluster.cluster.add_node(**NODE)
+    ray_cluster.cluster.wait_for_nodes()
+    srv = fake_openai(aime_oracle(aime, 9), latency=0.8)
+    run = tmp_path / "node"
+    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
+                   srv.base_url, "--data", str(aime), "--k", "2", "--concurrency", "9",
+                   "--out", str(tmp_path), "--run-id", "node", "--no-progress",
+                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    try:
+        wait_for(lambda: (run / "attempts.jsonl").exists() and any(
+            r["worker"]["node_id"] == third.node_id for r in journal(run)), 120,
+            "an attempt from the third node")
+        ray_cluster.cluster.remove_node(third, allow_graceful=False)  # the whole node, kill -9
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+        ray_cluster.cluster.wait_for_nodes(timeout=120)  # the cluster knows it is gone
+    assert proc.returncode == 0, err
+    rows = journal(run)
+    keys = Counter((r["item_id"], r["attempt"]) for r in rows)
+    assert len(keys) == 60 and set(keys.values()) == {1}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["score"] == pytest.approx(30.0) and summary["complete"]
+    executor = json.loads((run / "manifest.json").read_text())["executor"]
+    assert executor["workers"] == 3 and executor["rescheduled"] >= 1, executor
 
 
 def test_driver_kill_9_then_local_resume_repeats_nothing_journaled(

@@ -18,8 +18,10 @@ Faults
   attempt again to a live worker (at most `max_tries` times in all, then the attempt is
   journaled as an infrastructure error, which `resume` retries). Only the driver writes the
   journal, one line per attempt it received, so a retried attempt is never journaled twice.
-  Ray restarts a dead actor in place; this run's containers left by dead workers are removed
-  from each node when the run ends.
+  Ray restarts a dead actor in place (a worker whose node is gone is given up after
+  `revive_timeout_s`); workers that do not come up at the start are left to do so on their
+  own while the others work. This run's containers left by dead workers are removed from each
+  node when the run ends.
 
 Secrets
 - API keys (the environment variables the run's model specs name, and HF_TOKEN) reach the
@@ -103,7 +105,7 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, workers: int | None = None,
                  max_tries: int = 3, ready_timeout_s: float = 600.0,
-                 revive_timeout_s: float = 300.0) -> None:
+                 revive_timeout_s: float = 300.0, grace_s: float = 60.0) -> None:
         if workers is not None and workers < 1:
             raise UserError(f"--ray-workers must be >= 1 (got {workers})")
         import_ray()  # fail at once, before anything is loaded or called
@@ -112,6 +114,7 @@ class RayExecutor(Executor):
         self.max_tries = max(1, max_tries)
         self.ready_timeout_s = ready_timeout_s
         self.revive_timeout_s = revive_timeout_s
+        self.grace_s = grace_s
         self._ray: Any = None
         self._owns_ray = False
         self._plan: WorkPlan | None = None
@@ -192,17 +195,34 @@ class RayExecutor(Executor):
             self._actors.append(remote.options(**options).remote(
                 plan.config, plan.run_id, 1 if sandboxed else None))
         self._n_workers = len(self._actors)
-        refs = [a.where.remote() for a in self._actors]
-        try:
-            infos = await asyncio.wait_for(asyncio.gather(*refs), self.ready_timeout_s)
-        except TimeoutError:
+        waits = {asyncio.ensure_future(self._where_of(i)): i for i in range(len(self._actors))}
+        # The first worker may take as long as `ready_timeout_s` (slots held by other runs);
+        # once one is up, the others get `grace_s` before they are left to revive on their own
+        # (a node that died just now, a node still busy).
+        done, pending = await asyncio.wait(waits, timeout=self.ready_timeout_s,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            for fut in pending:
+                fut.cancel()
             raise UserError(f"Ray workers did not start within {self.ready_timeout_s:.0f} s on "
                             f"the cluster at {self.address} (are its {SLOT_RESOURCE} held by "
-                            "other runs?)") from None
-        except ray.exceptions.RayTaskError as exc:
-            raise self._cause(exc) from None
-        self._where = dict(enumerate(infos))
-        self._nodes = sorted({str(w["node_id"]) for w in infos})
+                            "other runs?)")
+        if pending:
+            more, pending = await asyncio.wait(pending, timeout=self.grace_s)
+            done |= more
+        for fut in done:
+            exc = fut.exception()
+            if isinstance(exc, ray.exceptions.RayTaskError):
+                raise self._cause(exc) from None
+            if exc is not None:
+                self._lost(waits[fut], exc)
+        for fut in pending:
+            fut.cancel()
+            self._lost(waits[fut], TimeoutError())
+        self._nodes = sorted({str(w["node_id"]) for w in self._where.values()})
+
+    async def _where_of(self, i: int) -> None:
+        self._where[i] = await self._actors[i].where.remote()
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "workers": self._n_workers,
