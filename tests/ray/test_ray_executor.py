@@ -61,11 +61,23 @@ def aime(shared_data: Path) -> Path:
 
 def test_aime_on_ray_matches_the_local_executor_and_runs_on_both_nodes(
         ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
-    srv = fake_openai(aime_oracle(aime, 12), latency=0.05)
+    latency, arrivals = 0.2, []
+    oracle = aime_oracle(aime, 12)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        arrivals.append(time.monotonic())
+        return oracle(body)
+
+    srv = fake_openai(respond, latency=latency)
     common = dict(base_url=srv.base_url, data=aime, k=2, out=tmp_path, concurrency=8)
     local = k2eval.evaluate("aime2025", "openai:m", run_id="local", **common)
+    arrivals.clear()
     on_ray = k2eval.evaluate("aime2025", "openai:m", run_id="ray", executor="ray",
                              ray_address=ray_cluster.address, **common)
+    # a slot's next call starts after its previous one ended, so windows of one latency from
+    # each arrival overlap exactly as many times as calls were in flight together
+    peak = max(sum(1 for u in arrivals if t <= u < t + latency) for t in arrivals)
+    assert 2 <= peak <= 8, "at most --concurrency calls in flight across the cluster"
     assert comparable(on_ray.summary) == comparable(local.summary)
     assert on_ray.summary["score"] == pytest.approx(40.0) and on_ray.summary["complete"]
     rows = journal(on_ray.path)
