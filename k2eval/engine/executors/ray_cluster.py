@@ -64,10 +64,27 @@ def resolve_address(address: str | None) -> str:
     return address or os.environ.get("RAY_ADDRESS") or "auto"
 
 
+def _auto_address() -> str | None:
+    """The cluster `ray start` recorded on this machine (Ray's own lookup), or None."""
+    try:
+        from ray._private.services import find_bootstrap_address
+    except ImportError:  # another Ray layout: let ray.init look it up
+        return None
+    found = find_bootstrap_address(None)
+    return str(found) if found else None
+
+
 def probe_address(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in one line when a `host:port` (or `ray://host:port`) address does not answer."""
-    if address in ("auto", "local"):
-        return
+    """Fail in one line when the cluster address does not answer (for `auto`: the address
+    `ray start` recorded on this machine, which may be stale)."""
+    named = address
+    if address == "auto":
+        found = _auto_address()
+        if found is None:
+            raise UserError("no Ray cluster was started on this machine (--ray-address auto): "
+                            "start one with `ray start --head`, or pass --ray-address / "
+                            "RAY_ADDRESS")
+        address, named = found, f"{found} (auto: the cluster `ray start` last started here)"
     hostport = address.split("://", 1)[-1].rsplit("@", 1)[-1]
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit():
@@ -76,7 +93,7 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
             pass
     except OSError as exc:
-        raise UserError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): "
+        raise UserError(f"cannot reach the Ray cluster at {named} ({exc.strerror or exc}): "
                         "start it with `ray start --head` or fix --ray-address / RAY_ADDRESS") from None
 
 
