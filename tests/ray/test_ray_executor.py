@@ -344,3 +344,48 @@ def test_a_node_without_the_sandbox_image_fails_grading_as_infrastructure_naming
     nodes = {ray_cluster.head_id, ray_cluster.second_id}
     assert all(any(n in r["reason"] for n in nodes) and "on node" in r["reason"] for r in graded)
     assert run.summary["n_score_errors"] == len(graded) and not run.summary["complete"]
+
+
+@pytest.mark.docker
+def test_a_sandboxed_worker_killed_mid_run_leaves_no_container_and_never_two_on_its_node(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+    from lcb_rows import fixture_rows, write_jsonl
+
+    from k2eval.adapters.base import derived_seed
+    from k2eval.sandbox import ensure_image
+    from k2eval.sandbox.cleanup import LABEL_RUN_ID
+
+    ensure_image("python")
+    srv = fake_openai(seeded_program, latency=0.3)
+    run = tmp_path / "lcb-kill"
+    second = f"livecodebench-v6.{ray_cluster.second_id[:8]}"
+    with ContainerCounter("lcb-kill") as counter:
+        proc = run_cli("run", "--task", "livecodebench-v6", "--model", "openai:m",
+                       "--base-url", srv.base_url, "--data",
+                       str(write_jsonl(tmp_path / "lcb.jsonl", fixture_rows())), "--k", "6",
+                       "--concurrency", "4", "--out", str(tmp_path), "--run-id", "lcb-kill",
+                       "--no-progress", "--executor", "ray", "--ray-address", ray_cluster.address)
+        try:
+            def holder() -> set[int]:
+                if not counter.peak[second] or not (run / "attempts.jsonl").exists():
+                    return set()
+                return {r["worker"]["pid"] for r in journal(run)
+                        if r["worker"]["node_id"] == ray_cluster.second_id}
+
+            wait_for(holder, 120, "a container on the second node")
+            for pid in holder():
+                os.kill(pid, signal.SIGKILL)  # its warm container is left behind
+            _, err = proc.communicate(timeout=300)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert counter.peak[second] == 1, "the restarted worker removed its orphan first"
+    assert counter.client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}=lcb-kill"}) == []
+    keys = Counter((r["item_id"], r["attempt"]) for r in journal(run))
+    assert len(keys) == 24 and set(keys.values()) == {1}
+    expected = {"correct": "passed", "wrong": "wrong answer", "none": "no code block"}
+    for line in (run / "scores.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        kind = ("correct", "wrong", "none")[derived_seed(0, row["item_id"], row["attempt"])
+                                            % (2**31) % 3]
+        assert row["status"] == "ok" and row["details"]["verdict"] == expected[kind], row
