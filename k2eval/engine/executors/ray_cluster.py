@@ -20,8 +20,9 @@ Faults
   journal, one line per attempt it received, so a retried attempt is never journaled twice.
   Ray restarts a dead actor in place (a worker whose node is gone is given up after
   `revive_timeout_s`); workers that do not come up at the start are left to do so on their
-  own while the others work. This run's containers left by dead workers are removed from each
-  node when the run ends.
+  own while the others work. A restarted sandboxed worker first removes the containers its
+  dead predecessor left on the node (so the node stays within its slots); the rest of this
+  run's containers left by dead workers are removed from each node when the run ends.
 
 Secrets
 - API keys (the environment variables the run's model specs name, and HF_TOKEN) reach the
