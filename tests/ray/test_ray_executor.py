@@ -265,7 +265,8 @@ class ContainerCounter:
 
 @pytest.mark.docker
 def test_sandboxed_livecodebench_never_exceeds_a_nodes_slots_and_grades_as_local(
-        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from lcb_rows import fixture_rows, write_jsonl
 
     from k2eval.sandbox import ensure_image
@@ -290,6 +291,12 @@ def test_sandboxed_livecodebench_never_exceeds_a_nodes_slots_and_grades_as_local
     assert len(verdicts(local.path)) == 12
     assert comparable(on_ray.summary) == comparable(local.summary)
     assert {r["worker"]["node_id"] for r in journal(on_ray.path)} == set(node_of.values())
+    # regrading on the cluster needs no model, hence no API key anywhere
+    monkeypatch.delenv("OPENAI_API_KEY")
+    regraded = k2eval.rescore_run(local.path, progress=False,
+                                  executor=make_executor("ray", address=ray_cluster.address))
+    assert verdicts(local.path) == verdicts(on_ray.path)
+    assert comparable(regraded.summary) == comparable(local.summary)
 
 
 def test_no_api_key_reaches_rays_session_logs_or_the_run_directory(

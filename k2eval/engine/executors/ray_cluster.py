@@ -211,7 +211,7 @@ class RayExecutor(Executor):
             if sandboxed:
                 options["resources"] = {SLOT_RESOURCE: 1}
             self._actors.append(remote.options(**options).remote(
-                plan.config, plan.run_id, 1 if sandboxed else None))
+                plan.config, plan.run_id, 1 if sandboxed else None, plan.models is not None))
         self._n_workers = len(self._actors)
         waits = {asyncio.ensure_future(self._where_of(i)): i for i in range(len(self._actors))}
         # The first worker may take as long as `ready_timeout_s` (slots held by other runs);

@@ -26,9 +26,11 @@ class AttemptWorker:
     """Solves and grades attempts for one run (made a Ray actor by `ray_cluster`).
 
     `sandbox_limit` is the number of the node's `sandbox_slots` this actor holds (1 for
-    sandboxed tasks, None otherwise)."""
+    sandboxed tasks, None otherwise); without `with_models` (regrading without a judge) the
+    worker builds no model client and needs no API key."""
 
-    def __init__(self, config: RunConfig, run_id: str, sandbox_limit: int | None) -> None:
+    def __init__(self, config: RunConfig, run_id: str, sandbox_limit: int | None,
+                 with_models: bool = True) -> None:
         import ray
 
         node_id = ray.get_runtime_context().get_node_id()
@@ -37,6 +39,7 @@ class AttemptWorker:
         self.config = config
         self.run_id = run_id
         self.sandbox_limit = sandbox_limit
+        self.with_models = with_models
         self._runner: AttemptRunner | None = None
         self._lock = asyncio.Lock()
 
@@ -53,7 +56,8 @@ class AttemptWorker:
                 adapter = get_adapter(self.config.task.adapter)
                 node = str(self.where_info["node_id"])[:8]
                 self._runner = AttemptRunner(self.config, adapter, run_id=self.run_id,
-                                             models=RunModels(self.config, adapter),
+                                             models=RunModels(self.config, adapter)
+                                             if self.with_models else None,
                                              sandbox_limit=self.sandbox_limit,
                                              worker=self.where_info,
                                              sandbox_purpose=f"{self.config.task.name}.{node}")
