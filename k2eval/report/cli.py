@@ -265,8 +265,13 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def _suite_runner(args: argparse.Namespace) -> Any:
-    """Each run of the suite on the executor the flags name (a fresh one per run)."""
+    """None (the default runner) for the local executor; otherwise one that runs each run of
+    the suite on the executor the flags name (a fresh one per run)."""
     from k2eval.engine import run_task
+
+    executor_of(args)  # bad executor flags fail before any run
+    if args.executor == "local":
+        return None
 
     def runner(config: Any, out_dir: Path) -> Path:
         return run_task(config, out_dir, progress=False, executor=executor_of(args))

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, start_cluster
 from lcb_rows import fixture_rows, write_jsonl
+from ray_helpers import REPO, start_cluster
 
 from k2eval.testing.fake_openai import Reply
 
@@ -65,6 +65,28 @@ def test_unreachable_ray_address_is_named_before_any_model_call(
     address = f"127.0.0.1:{free_port()}"
     line = one_line(k2eval_cli(*args, "--executor", "ray", "--ray-address", address))
     assert address in line and "cannot reach the Ray cluster" in line
+    assert srv.requests == []
+
+
+@pytest.mark.parametrize("recorded", [None, "127.0.0.1:{port}"], ids=["none", "stale"])
+def test_ray_address_auto_names_what_it_found(aime_run: tuple[Any, list[str]], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              recorded: str | None) -> None:
+    """`auto` reads the address `ray start` records in Ray's temp folder ($RAY_TMPDIR/ray)."""
+    ray_tmp = tmp_path / "ray-tmp"
+    ray_tmp.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if recorded:
+        recorded = recorded.format(port=free_port())
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text(recorded)
+    srv, args = aime_run
+    line = one_line(k2eval_cli(*args, "--executor", "ray"))
+    if recorded:
+        assert f"cannot reach the Ray cluster at {recorded} (auto" in line
+    else:
+        assert "no Ray cluster was started on this machine (--ray-address auto)" in line
     assert srv.requests == []
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, RayCluster
+from ray_helpers import NODE, REPO, RayCluster
 
 import k2eval
 from k2eval.adapters.aime import PROMPT_SUFFIX
@@ -61,11 +61,23 @@ def aime(shared_data: Path) -> Path:
 
 def test_aime_on_ray_matches_the_local_executor_and_runs_on_both_nodes(
         ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
-    srv = fake_openai(aime_oracle(aime, 12), latency=0.05)
+    latency, arrivals = 0.2, []
+    oracle = aime_oracle(aime, 12)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        arrivals.append(time.monotonic())
+        return oracle(body)
+
+    srv = fake_openai(respond, latency=latency)
     common = dict(base_url=srv.base_url, data=aime, k=2, out=tmp_path, concurrency=8)
     local = k2eval.evaluate("aime2025", "openai:m", run_id="local", **common)
+    arrivals.clear()
     on_ray = k2eval.evaluate("aime2025", "openai:m", run_id="ray", executor="ray",
                              ray_address=ray_cluster.address, **common)
+    # a slot's next call starts after its previous one ended, so windows of one latency from
+    # each arrival overlap exactly as many times as calls were in flight together
+    peak = max(sum(1 for u in arrivals if t <= u < t + latency) for t in arrivals)
+    assert 2 <= peak <= 8, "at most --concurrency calls in flight across the cluster"
     assert comparable(on_ray.summary) == comparable(local.summary)
     assert on_ray.summary["score"] == pytest.approx(40.0) and on_ray.summary["complete"]
     rows = journal(on_ray.path)
@@ -146,6 +158,35 @@ def test_killing_the_second_nodes_worker_mid_run_repeats_and_loses_nothing(
     assert executor["name"] == "ray" and executor["rescheduled"] >= 1
 
 
+def test_a_node_dying_mid_run_loses_and_repeats_nothing(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    third = ray_cluster.cluster.add_node(**NODE)
+    ray_cluster.cluster.wait_for_nodes()
+    srv = fake_openai(aime_oracle(aime, 9), latency=0.8)
+    run = tmp_path / "node"
+    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
+                   srv.base_url, "--data", str(aime), "--k", "2", "--concurrency", "9",
+                   "--out", str(tmp_path), "--run-id", "node", "--no-progress",
+                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    try:
+        wait_for(lambda: (run / "attempts.jsonl").exists() and any(
+            r["worker"]["node_id"] == third.node_id for r in journal(run)), 120,
+            "an attempt from the third node")
+        ray_cluster.cluster.remove_node(third, allow_graceful=False)  # the whole node, kill -9
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+        ray_cluster.cluster.wait_for_nodes(timeout=120)  # the cluster knows it is gone
+    assert proc.returncode == 0, err
+    rows = journal(run)
+    keys = Counter((r["item_id"], r["attempt"]) for r in rows)
+    assert len(keys) == 60 and set(keys.values()) == {1}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["score"] == pytest.approx(30.0) and summary["complete"]
+    executor = json.loads((run / "manifest.json").read_text())["executor"]
+    assert executor["workers"] == 3 and executor["rescheduled"] >= 1, executor
+
+
 def test_driver_kill_9_then_local_resume_repeats_nothing_journaled(
         ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
     srv = fake_openai(aime_oracle(aime, 15), latency=0.3)
@@ -224,7 +265,8 @@ class ContainerCounter:
 
 @pytest.mark.docker
 def test_sandboxed_livecodebench_never_exceeds_a_nodes_slots_and_grades_as_local(
-        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from lcb_rows import fixture_rows, write_jsonl
 
     from k2eval.sandbox import ensure_image
@@ -249,6 +291,12 @@ def test_sandboxed_livecodebench_never_exceeds_a_nodes_slots_and_grades_as_local
     assert len(verdicts(local.path)) == 12
     assert comparable(on_ray.summary) == comparable(local.summary)
     assert {r["worker"]["node_id"] for r in journal(on_ray.path)} == set(node_of.values())
+    # regrading on the cluster needs no model, hence no API key anywhere
+    monkeypatch.delenv("OPENAI_API_KEY")
+    regraded = k2eval.rescore_run(local.path, progress=False,
+                                  executor=make_executor("ray", address=ray_cluster.address))
+    assert verdicts(local.path) == verdicts(on_ray.path)
+    assert comparable(regraded.summary) == comparable(local.summary)
 
 
 def test_no_api_key_reaches_rays_session_logs_or_the_run_directory(
@@ -303,3 +351,48 @@ def test_a_node_without_the_sandbox_image_fails_grading_as_infrastructure_naming
     nodes = {ray_cluster.head_id, ray_cluster.second_id}
     assert all(any(n in r["reason"] for n in nodes) and "on node" in r["reason"] for r in graded)
     assert run.summary["n_score_errors"] == len(graded) and not run.summary["complete"]
+
+
+@pytest.mark.docker
+def test_a_sandboxed_worker_killed_mid_run_leaves_no_container_and_never_two_on_its_node(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+    from lcb_rows import fixture_rows, write_jsonl
+
+    from k2eval.adapters.base import derived_seed
+    from k2eval.sandbox import ensure_image
+    from k2eval.sandbox.cleanup import LABEL_RUN_ID
+
+    ensure_image("python")
+    srv = fake_openai(seeded_program, latency=0.3)
+    run = tmp_path / "lcb-kill"
+    second = f"livecodebench-v6.{ray_cluster.second_id[:8]}"
+    with ContainerCounter("lcb-kill") as counter:
+        proc = run_cli("run", "--task", "livecodebench-v6", "--model", "openai:m",
+                       "--base-url", srv.base_url, "--data",
+                       str(write_jsonl(tmp_path / "lcb.jsonl", fixture_rows())), "--k", "6",
+                       "--concurrency", "4", "--out", str(tmp_path), "--run-id", "lcb-kill",
+                       "--no-progress", "--executor", "ray", "--ray-address", ray_cluster.address)
+        try:
+            def holder() -> set[int]:
+                if not counter.peak[second] or not (run / "attempts.jsonl").exists():
+                    return set()
+                return {r["worker"]["pid"] for r in journal(run)
+                        if r["worker"]["node_id"] == ray_cluster.second_id}
+
+            wait_for(holder, 120, "a container on the second node")
+            for pid in holder():
+                os.kill(pid, signal.SIGKILL)  # its warm container is left behind
+            _, err = proc.communicate(timeout=300)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert counter.peak[second] == 1, "the restarted worker removed its orphan first"
+    assert counter.client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}=lcb-kill"}) == []
+    keys = Counter((r["item_id"], r["attempt"]) for r in journal(run))
+    assert len(keys) == 24 and set(keys.values()) == {1}
+    expected = {"correct": "passed", "wrong": "wrong answer", "none": "no code block"}
+    for line in (run / "scores.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        kind = ("correct", "wrong", "none")[derived_seed(0, row["item_id"], row["attempt"])
+                                            % (2**31) % 3]
+        assert row["status"] == "ok" and row["details"]["verdict"] == expected[kind], row

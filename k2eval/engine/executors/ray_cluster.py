@@ -18,8 +18,11 @@ Faults
   attempt again to a live worker (at most `max_tries` times in all, then the attempt is
   journaled as an infrastructure error, which `resume` retries). Only the driver writes the
   journal, one line per attempt it received, so a retried attempt is never journaled twice.
-  Ray restarts a dead actor in place; this run's containers left by dead workers are removed
-  from each node when the run ends.
+  Ray restarts a dead actor in place (a worker whose node is gone is given up after
+  `revive_timeout_s`); workers that do not come up at the start are left to do so on their
+  own while the others work. A restarted sandboxed worker first removes the containers its
+  dead predecessor left on the node (so the node stays within its slots); the rest of this
+  run's containers left by dead workers are removed from each node when the run ends.
 
 Secrets
 - API keys (the environment variables the run's model specs name, and HF_TOKEN) reach the
@@ -62,10 +65,27 @@ def resolve_address(address: str | None) -> str:
     return address or os.environ.get("RAY_ADDRESS") or "auto"
 
 
+def _auto_address() -> str | None:
+    """The cluster `ray start` recorded on this machine (Ray's own lookup), or None."""
+    try:
+        from ray._private.services import find_bootstrap_address
+    except ImportError:  # another Ray layout: let ray.init look it up
+        return None
+    found = find_bootstrap_address(None)
+    return str(found) if found else None
+
+
 def probe_address(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in one line when a `host:port` (or `ray://host:port`) address does not answer."""
-    if address in ("auto", "local"):
-        return
+    """Fail in one line when the cluster address does not answer (for `auto`: the address
+    `ray start` recorded on this machine, which may be stale)."""
+    named = address
+    if address == "auto":
+        found = _auto_address()
+        if found is None:
+            raise UserError("no Ray cluster was started on this machine (--ray-address auto): "
+                            "start one with `ray start --head`, or pass --ray-address / "
+                            "RAY_ADDRESS")
+        address, named = found, f"{found} (auto: the cluster `ray start` last started here)"
     hostport = address.split("://", 1)[-1].rsplit("@", 1)[-1]
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit():
@@ -74,7 +94,7 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
             pass
     except OSError as exc:
-        raise UserError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): "
+        raise UserError(f"cannot reach the Ray cluster at {named} ({exc.strerror or exc}): "
                         "start it with `ray start --head` or fix --ray-address / RAY_ADDRESS") from None
 
 
@@ -103,7 +123,7 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, workers: int | None = None,
                  max_tries: int = 3, ready_timeout_s: float = 600.0,
-                 revive_timeout_s: float = 300.0) -> None:
+                 revive_timeout_s: float = 300.0, grace_s: float = 60.0) -> None:
         if workers is not None and workers < 1:
             raise UserError(f"--ray-workers must be >= 1 (got {workers})")
         import_ray()  # fail at once, before anything is loaded or called
@@ -112,6 +132,7 @@ class RayExecutor(Executor):
         self.max_tries = max(1, max_tries)
         self.ready_timeout_s = ready_timeout_s
         self.revive_timeout_s = revive_timeout_s
+        self.grace_s = grace_s
         self._ray: Any = None
         self._owns_ray = False
         self._plan: WorkPlan | None = None
@@ -190,19 +211,36 @@ class RayExecutor(Executor):
             if sandboxed:
                 options["resources"] = {SLOT_RESOURCE: 1}
             self._actors.append(remote.options(**options).remote(
-                plan.config, plan.run_id, 1 if sandboxed else None))
+                plan.config, plan.run_id, 1 if sandboxed else None, plan.models is not None))
         self._n_workers = len(self._actors)
-        refs = [a.where.remote() for a in self._actors]
-        try:
-            infos = await asyncio.wait_for(asyncio.gather(*refs), self.ready_timeout_s)
-        except TimeoutError:
+        waits = {asyncio.ensure_future(self._where_of(i)): i for i in range(len(self._actors))}
+        # The first worker may take as long as `ready_timeout_s` (slots held by other runs);
+        # once one is up, the others get `grace_s` before they are left to revive on their own
+        # (a node that died just now, a node still busy).
+        done, pending = await asyncio.wait(waits, timeout=self.ready_timeout_s,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            for fut in pending:
+                fut.cancel()
             raise UserError(f"Ray workers did not start within {self.ready_timeout_s:.0f} s on "
                             f"the cluster at {self.address} (are its {SLOT_RESOURCE} held by "
-                            "other runs?)") from None
-        except ray.exceptions.RayTaskError as exc:
-            raise self._cause(exc) from None
-        self._where = dict(enumerate(infos))
-        self._nodes = sorted({str(w["node_id"]) for w in infos})
+                            "other runs?)")
+        if pending:
+            more, pending = await asyncio.wait(pending, timeout=self.grace_s)
+            done |= more
+        for fut in done:
+            exc = fut.exception()
+            if isinstance(exc, ray.exceptions.RayTaskError):
+                raise self._cause(exc) from None
+            if exc is not None:
+                self._lost(waits[fut], exc)
+        for fut in pending:
+            fut.cancel()
+            self._lost(waits[fut], TimeoutError())
+        self._nodes = sorted({str(w["node_id"]) for w in self._where.values()})
+
+    async def _where_of(self, i: int) -> None:
+        self._where[i] = await self._actors[i].where.remote()
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "workers": self._n_workers,

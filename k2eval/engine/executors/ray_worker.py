@@ -8,6 +8,8 @@ process environment, which Ray fills from the job's runtime environment.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -24,9 +26,11 @@ class AttemptWorker:
     """Solves and grades attempts for one run (made a Ray actor by `ray_cluster`).
 
     `sandbox_limit` is the number of the node's `sandbox_slots` this actor holds (1 for
-    sandboxed tasks, None otherwise)."""
+    sandboxed tasks, None otherwise); without `with_models` (regrading without a judge) the
+    worker builds no model client and needs no API key."""
 
-    def __init__(self, config: RunConfig, run_id: str, sandbox_limit: int | None) -> None:
+    def __init__(self, config: RunConfig, run_id: str, sandbox_limit: int | None,
+                 with_models: bool = True) -> None:
         import ray
 
         node_id = ray.get_runtime_context().get_node_id()
@@ -35,23 +39,33 @@ class AttemptWorker:
         self.config = config
         self.run_id = run_id
         self.sandbox_limit = sandbox_limit
+        self.with_models = with_models
         self._runner: AttemptRunner | None = None
+        self._lock = asyncio.Lock()
 
-    def _ensure_runner(self) -> AttemptRunner:
-        # Built on first use, inside the actor's event loop (model clients bind to it).
-        if self._runner is None:
-            adapter = get_adapter(self.config.task.adapter)
-            node = str(self.where_info["node_id"])[:8]
-            self._runner = AttemptRunner(self.config, adapter, run_id=self.run_id,
-                                         models=RunModels(self.config, adapter),
-                                         sandbox_limit=self.sandbox_limit,
-                                         worker=self.where_info,
-                                         sandbox_purpose=f"{self.config.task.name}.{node}")
+    async def _ready(self) -> AttemptRunner:
+        """The runner, built on first use inside the actor's event loop (model clients bind to
+        it). A sandboxed worker first removes this run's containers on its node whose owner
+        died (its own previous incarnation, when Ray restarted it), so that the node never
+        holds more containers than its slots."""
+        async with self._lock:
+            if self._runner is None:
+                if self.sandbox_limit:
+                    with contextlib.suppress(Exception):  # no Docker: sandboxes fail later, named
+                        await asyncio.to_thread(remove_orphan_containers, self.run_id)
+                adapter = get_adapter(self.config.task.adapter)
+                node = str(self.where_info["node_id"])[:8]
+                self._runner = AttemptRunner(self.config, adapter, run_id=self.run_id,
+                                             models=RunModels(self.config, adapter)
+                                             if self.with_models else None,
+                                             sandbox_limit=self.sandbox_limit,
+                                             worker=self.where_info,
+                                             sandbox_purpose=f"{self.config.task.name}.{node}")
         return self._runner
 
     async def where(self) -> dict[str, Any]:
         """Where this actor runs; also a readiness check (builds the models, no call)."""
-        self._ensure_runner()
+        await self._ready()
         return self.where_info
 
     # The driver checked everything that does not depend on the node before the first model
@@ -64,7 +78,7 @@ class AttemptWorker:
     async def solve(self, item: Item, index: int) -> Attempt:
         started = time.time()
         try:
-            attempt = await self._ensure_runner().solve(item, index)
+            attempt = await (await self._ready()).solve(item, index)
         except UserError as exc:
             attempt = Attempt(item_id=item.id, index=index, status="error", started=started,
                               ended=time.time(), worker=self.where_info,
@@ -75,7 +89,7 @@ class AttemptWorker:
 
     async def score(self, item: Item, attempt: Attempt) -> Score:
         try:
-            score = await self._ensure_runner().score(item, attempt)
+            score = await (await self._ready()).score(item, attempt)
         except UserError as exc:
             score = Score(item_id=item.id, index=attempt.index, value=0.0, status="error",
                           reason=f"grader failed: {exc}")
@@ -93,8 +107,6 @@ class AttemptWorker:
                 await runner.models.aclose()
         if not prune:
             return []
-        import asyncio
-
         return await asyncio.to_thread(remove_orphan_containers, self.run_id)
 
 
