@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from k2eval.adapters import toolcalls
 from k2eval.errors import ConfigError, ContextOverflow, LimitExceeded
 from k2eval.models.base import ChatModel
 from k2eval.records import (
@@ -83,6 +84,8 @@ class AttemptContext:
         self.started = time.time()
         self.last_messages: list[Message] = []
         """The messages of the last agent call: the transcript so far if the next call fails."""
+        self.toolcalls: dict[str, int] | None = None
+        """Tool-call conformance counts of the agent calls that offered tools."""
 
     @property
     def steps(self) -> int:
@@ -129,9 +132,16 @@ class AttemptContext:
                 "prompt_tokens": completion.usage.prompt_tokens,
                 "completion_tokens": completion.usage.completion_tokens,
                 "retries": completion.usage.retries}
+        if completion.usage.reasoning_tokens:
+            call["reasoning_tokens"] = completion.usage.reasoning_tokens
         if completion.cached:
             call["cached"] = True
         self.calls.append(call)
+        if role == "agent" and tools:
+            counts = toolcalls.count_completion(completion, tools)
+            if self.toolcalls is None:
+                self.toolcalls = toolcalls.empty_counts()
+            toolcalls.add_counts(self.toolcalls, counts)
         return completion
 
     def sandbox(self, image: str | None = None, *, reuse: bool = False,

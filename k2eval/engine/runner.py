@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from k2eval.adapters.base import Adapter, get_adapter
+from k2eval.adapters.toolcalls import sum_counts
 from k2eval.engine.executors import Executor, WorkPlan, make_executor
 from k2eval.engine.executors.attempts import RunModels
 from k2eval.engine.progress import Progress, node_label
@@ -148,6 +149,7 @@ def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
         "n_score_errors": n_score_errors,
         "complete": complete,
         "usage": _usage_total(live_attempts),
+        "toolcalls": sum_counts(a.toolcalls for a in live_attempts),
         "reported_k2": spec.reported.k2,
         "breakdowns": adapter.breakdowns(items, live_scores),
     }
