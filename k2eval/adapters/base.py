@@ -225,6 +225,7 @@ _ADAPTERS: dict[str, str] = {
     "swebench": "k2eval.adapters.swebench:SweBenchAdapter",
     "tau2": "k2eval.adapters.tau2:Tau2Adapter",
     "acebench": "k2eval.adapters.acebench:AceBenchAdapter",
+    "toolcall-conformance": "k2eval.adapters.toolcall_conformance:ToolCallConformanceAdapter",
 }
 
 
