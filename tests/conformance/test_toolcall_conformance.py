@@ -113,3 +113,42 @@ def test_hand_placed_protocol_faults_are_counted_exactly(
     assert scores[retail]["reason"] == "non-conforming reply: invalid_json=1"
     deep = next(it.id for it in items if it.meta["category"] == "normal_atom_object_deep")
     assert scores[deep]["reason"] == "no tool call"
+
+
+def test_two_providers_side_by_side_in_report_and_compare(
+        fake_openai: Any, shared_data: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+    import gzip
+    import re as regex
+
+    from k2eval.cli import main
+
+    items = load(shared_data, per_domain=1, per_category=1)
+    table = by_request(items)
+    exact = fake_openai(lambda body: gold(table[last_user_text(body)], reasoning="check",
+                                          reasoning_tokens=10))
+    sloppy = fake_openai(lambda body: Reply(tool_calls=[("made_up", "{oops")]))
+    runs = {}
+    for name, srv in (("providerA", exact), ("providerB", sloppy)):
+        code = main(["run", "--task", "toolcall-conformance", "--model", "openai:k2",
+                     "--base-url", srv.base_url, "--data", str(shared_data),
+                     "--option", "per_domain=1", "--option", "per_category=1",
+                     "--out", str(tmp_path / name), "--run-id", "r", "--no-progress"])
+        assert code == 0
+        runs[name] = tmp_path / name / "r"
+    capsys.readouterr()
+    assert main(["report", str(runs["providerA"]), "--format", "md"]) == 0
+    report = capsys.readouterr().out
+    assert "Reasoning tokens and tool-call conformance" in report
+    # provider A: 14 calls, 13 requests x 10 reasoning tokens; no faults
+    assert "| toolcall-conformance | openai:k2 | r | 10 | 14 | 0.0 | 0.0 | 0.0 | 0.0 | 0 |" in report
+    page = tmp_path / "compare.html"
+    assert main(["compare", str(runs["providerA"]), str(runs["providerB"]), "-o", str(page)]) == 0
+    html = page.read_text()
+    assert "13 calls · invalid JSON 100.0% · schema 0.0% · unknown 100.0%" in html
+    assert "14 calls · invalid JSON 0.0%" in html
+    payloads = regex.findall(r'"[\w-]+":\s*"([A-Za-z0-9+/=]{40,})"', html)
+    transcripts = [json.loads(gzip.decompress(base64.b64decode(p))) for p in payloads]
+    assert any(side["attempts"][0]["messages"][-1].get("reasoning_content") == "check"
+               for per_item in transcripts for side in per_item[:1])
