@@ -235,3 +235,11 @@ def test_a_letter_inside_the_reasoning_does_not_score_on_gpqa(
     run = k2eval.evaluate("gpqa-diamond", "openai:m", base_url=srv.base_url, data=data, k=2,
                           limit=3, out=tmp_path, run_id="g")
     assert run.summary["score"] == 0.0 and run.summary["n_attempts"] == 6
+
+
+def test_request_options_for_the_reference_model_are_refused() -> None:
+    from k2eval.errors import UserError
+    from k2eval.models import resolve_model
+
+    with pytest.raises(UserError, match="reference model takes none"):
+        resolve_model(ModelSpec("reference:/ckpt", extra_body={"top_k": 1}))
