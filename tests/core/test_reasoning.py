@@ -243,3 +243,14 @@ def test_request_options_for_the_reference_model_are_refused() -> None:
 
     with pytest.raises(UserError, match="reference model takes none"):
         resolve_model(ModelSpec("reference:/ckpt", extra_body={"top_k": 1}))
+
+
+def test_a_cached_reply_keeps_its_reasoning_and_reasoning_tokens() -> None:
+    from k2eval.models.caching import completion_from_record, completion_to_record
+    from k2eval.records import Completion, Usage
+
+    original = Completion(text="4", usage=Usage(1, 9, 1, 0, 7), reasoning="2+2",
+                          reasoning_source="reasoning")
+    served = completion_from_record(json.loads(json.dumps(completion_to_record(original))))
+    assert (served.text, served.reasoning, served.reasoning_source) == ("4", "2+2", "reasoning")
+    assert served.usage.reasoning_tokens == 7 and served.cached
