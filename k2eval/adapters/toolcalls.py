@@ -69,14 +69,13 @@ def _validator(schema_json: str) -> Validator | None:
     return validator
 
 
-def _declared(tools: list[ToolSchema]) -> dict[str, str]:
-    """Tool name -> its parameters schema as canonical JSON."""
+def _declared(tools: list[ToolSchema]) -> dict[str, Any]:
+    """Tool name -> its parameters schema."""
     out = {}
     for tool in tools:
         fn = tool.get("function") or {}
         if fn.get("name"):
-            out[str(fn["name"])] = json.dumps(fn.get("parameters") or {"type": "object"},
-                                              sort_keys=True)
+            out[str(fn["name"])] = fn.get("parameters") or {"type": "object"}
     return out
 
 
@@ -99,7 +98,8 @@ def count_completion(completion: Completion, tools: list[ToolSchema]) -> dict[st
         except ValueError:
             counts["invalid_json"] += 1
             continue
-        validator = _validator(declared[call.name]) if call.name in declared else None
+        validator = (_validator(json.dumps(declared[call.name], sort_keys=True))
+                     if call.name in declared else None)
         if validator is not None and not validator.is_valid(arguments):
             counts["schema_violations"] += 1
     return counts
