@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Message = dict[str, Any]
-"""An OpenAI-style chat message: {"role", "content", optional "tool_calls", "tool_call_id", "name"}."""
+"""An OpenAI-style chat message: {"role", "content", optional "tool_calls", "tool_call_id", "name"};
+assistant messages may also hold "reasoning_content" and "reasoning_source" (see `Completion`)."""
 
 ToolSchema = dict[str, Any]
 """An OpenAI function tool definition: {"type": "function", "function": {name, description, parameters}}."""
