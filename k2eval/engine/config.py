@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,9 @@ def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str 
         request_timeout_s=request_timeout_s, max_tries=max_tries, http_client=http_client,
         max_retry_after_s=max_retry_after_s, **reasoning)
     assert agent is not None
+    given = {key: value for key, value in reasoning.items() if value is not None}
+    if isinstance(model, ModelSpec) and given:
+        agent = dataclasses.replace(agent, **given)
     user = user_model if isinstance(user_model, ModelSpec) or user_model is None else model_spec(user_model)
     judge = judge_model if isinstance(judge_model, ModelSpec) or judge_model is None else model_spec(judge_model)
     data_path = str(Path(data).expanduser().resolve()) if data else None

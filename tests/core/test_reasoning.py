@@ -254,3 +254,12 @@ def test_a_cached_reply_keeps_its_reasoning_and_reasoning_tokens() -> None:
     served = completion_from_record(json.loads(json.dumps(completion_to_record(original))))
     assert (served.text, served.reasoning, served.reasoning_source) == ("4", "2+2", "reasoning")
     assert served.usage.reasoning_tokens == 7 and served.cached
+
+
+def test_request_options_apply_to_a_model_given_as_a_spec() -> None:
+    from k2eval.engine.config import build_run_config
+
+    config = build_run_config("aime2025", ModelSpec("openai:m"), reasoning_effort="low",
+                              extra_body={"top_k": 5})
+    assert (config.model.reasoning_effort, config.model.extra_body) == ("low", {"top_k": 5})
+    assert config.to_dict()["model"]["extra_body"] == {"top_k": 5}
