@@ -148,7 +148,7 @@ class Attempt:
     """Where the attempt ran: {"node_id", "hostname", "pid"} (see `k2eval.engine.executors`)."""
     toolcalls: dict[str, int] | None = None
     """Tool-call conformance counts of the agent's calls that offered tools
-    (`k2eval.adapters.toolcalls`); None when no call offered any."""
+    (`k2eval.scoring.toolcalls`); None when no call offered any."""
 
     @property
     def duration(self) -> float:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from k2eval.adapters import toolcalls
 from k2eval.errors import ConfigError, ContextOverflow, LimitExceeded
 from k2eval.models.base import ChatModel
 from k2eval.records import (
@@ -31,7 +30,7 @@ from k2eval.records import (
     ToolSchema,
     Usage,
 )
-from k2eval.scoring import breakdown_by_meta
+from k2eval.scoring import breakdown_by_meta, toolcalls
 from k2eval.spec import RunConfig, TaskSpec
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ A fixed set of single requests with tools, built from data k2eval already reads:
   tools; the reference tools are the gold answer's functions.
 
 Each request is sent once at temperature 0. The run's `toolcalls` counts (summary.json, see
-`k2eval.adapters.toolcalls`) are the endpoint's conformance figures; an item scores 1 when the
+`k2eval.scoring.toolcalls`) are the endpoint's conformance figures; an item scores 1 when the
 reply makes tool calls, every call is valid (JSON arguments that satisfy the tool's schema, a
 declared tool, a finish reason that agrees) and the called tools are the reference tools.
 Breakdowns: `tool_call_rate` (items answered with a call), `schema_accuracy` (valid calls of
@@ -48,10 +48,10 @@ from k2eval.adapters.base import (
 )
 from k2eval.adapters.tau2.data import load_policy, load_tasks, resolve_data_dir
 from k2eval.adapters.tau2.texts import load_texts
-from k2eval.adapters.toolcalls import COUNTERS, count_completion
 from k2eval.errors import ConfigError, DataError
 from k2eval.records import Completion, Message, ToolCall, ToolSchema
 from k2eval.scoring import mean
+from k2eval.scoring.toolcalls import COUNTERS, count_completion
 from k2eval.spec import TaskSpec
 
 TAU2_DOMAINS = {"airline": "AirlineTools", "retail": "RetailTools", "telecom": "TelecomTools"}

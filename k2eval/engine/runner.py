@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from k2eval.adapters.base import Adapter, get_adapter
-from k2eval.adapters.toolcalls import sum_counts
 from k2eval.engine.executors import Executor, WorkPlan, make_executor
 from k2eval.engine.executors.attempts import RunModels
 from k2eval.engine.progress import Progress, node_label
 from k2eval.errors import RunDirError, RunFatalError, UserError
 from k2eval.records import Attempt, Item, Score, Usage
 from k2eval.scoring import group_by_item, metric_label, pass_at_ks, summarize_metric
+from k2eval.scoring.toolcalls import sum_counts
 from k2eval.spec import RunConfig, split_url_credentials
 from k2eval.store.rundir import Redactor, RunDir, load_run
 from k2eval.store.rundir import RunRecord as RunRecord

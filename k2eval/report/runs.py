@@ -88,7 +88,7 @@ class RunView:
 
     @property
     def toolcalls(self) -> dict[str, int] | None:
-        """The run's tool-call conformance counts (`k2eval.adapters.toolcalls`), if counted."""
+        """The run's tool-call conformance counts (`k2eval.scoring.toolcalls`), if counted."""
         counts = (self.summary or {}).get("toolcalls")
         return counts if isinstance(counts, dict) else None
 

@@ -24,6 +24,7 @@ from k2eval.errors import UserError
 from k2eval.report.render import md_cell, render
 from k2eval.report.runs import FINISHED, INCOMPLETE, RUN_STATES, DamagedRun, RunView
 from k2eval.scoring import ci95, group_by_item, pass_hat_over_tasks
+from k2eval.scoring.toolcalls import rates
 from k2eval.spec import TaskSpec, all_tasks
 
 GROUP_ORDER = ("Coding", "Tool use", "Math & STEM")
@@ -195,11 +196,12 @@ def serving_row(run: RunView) -> dict[str, Any] | None:
     attempts = max(1, int(run.summary.get("n_attempts") or 0))
     row: dict[str, Any] = {"Task": run.task, "Model": run.model, "Run": run.run_id,
                            "Reasoning tokens / attempt": round(run.reasoning_tokens / attempts)}
-    calls = int((counts or {}).get("calls", 0))
-    row["Tool calls"] = calls if counts else "–"
+    percent = rates(counts or {})
+    row["Tool calls"] = int(counts.get("calls", 0)) if counts else "–"
     for key, label in (("invalid_json", "Invalid JSON"), ("schema_violations", "Schema"),
                        ("unknown_tool", "Unknown tool"), ("truncated", "Truncated")):
-        row[label] = f"{100.0 * int(counts.get(key, 0)) / calls:.1f}" if counts and calls else "–"
+        value = percent[key]
+        row[label] = "–" if value is None else f"{value:.1f}"
     row["Finish mismatch"] = int(counts.get("finish_mismatch", 0)) if counts else "–"
     return row
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from k2eval.adapters.toolcalls import count_completion, describe, rates, sum_counts
 from k2eval.records import Completion, ToolCall
+from k2eval.scoring.toolcalls import count_completion, rates, sum_counts
 
 TOOLS = [{"type": "function", "function": {
     "name": "book", "parameters": {
@@ -51,7 +51,6 @@ def test_counts_add_up_and_become_rates() -> None:
                      "finish_mismatch": 1, "truncated": 0}
     assert sum_counts([None, None]) is None
     assert rates(total)["invalid_json"] == 25.0 and rates({"calls": 0})["truncated"] is None
-    assert describe(total) == "4 calls, bad JSON 1, finish 1"
 
 
 def test_an_invalid_declared_schema_is_not_held_against_the_model() -> None:

@@ -110,18 +110,3 @@ def rates(counts: Mapping[str, int]) -> dict[str, float | None]:
     calls = int(counts.get("calls", 0))
     return {key: (100.0 * int(counts.get(key, 0)) / calls if calls else None)
             for key in COUNTERS if key != "calls"}
-
-
-def describe(counts: Mapping[str, Any] | None) -> str:
-    """One line for tables: `calls N, invalid JSON a%, schema b%, ...`."""
-    if not counts:
-        return ""
-    calls = int(counts.get("calls", 0))
-    parts = [f"{calls} calls"]
-    for key, label in (("invalid_json", "bad JSON"), ("schema_violations", "schema"),
-                       ("unknown_tool", "unknown"), ("finish_mismatch", "finish"),
-                       ("truncated", "cut")):
-        n = int(counts.get(key, 0))
-        if n:
-            parts.append(f"{label} {n}")
-    return ", ".join(parts)
