@@ -71,7 +71,7 @@ def split_reasoning(message: dict[str, Any], fmt: str = "auto"
                 break
     if fmt in ("auto", "think-tags") and isinstance(content, str):
         content, tagged = split_think_tags(content)
-        if tagged is not None:
+        if tagged:  # an empty block (thinking switched off) is no reasoning
             parts.append(tagged)
             source = source or "think-tags"
     return content, ("\n\n".join(parts) if parts else None), source

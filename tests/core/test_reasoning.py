@@ -47,6 +47,7 @@ FORMS = ["reasoning_content", "reasoning", "think-tags"]
      (None, "only thought", "reasoning_content")),
     ({"content": [{"type": "text", "text": "<think>p</think>q"}]}, "auto", ("q", "p", "think-tags")),
     ({"content": "x", "reasoning_content": "   "}, "auto", ("x", None, None)),
+    ({"content": "<think>\n\n</think>\n\nHello"}, "auto", ("Hello", None, None)),
 ])
 def test_reasoning_is_split_from_the_answer(message: dict[str, Any], fmt: str,
                                             expected: tuple[Any, ...]) -> None:

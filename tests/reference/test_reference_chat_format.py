@@ -195,6 +195,7 @@ def test_chat_needs_the_k2_chat_tokens(tmp_path: Path, tiny_checkpoint: Path) ->
      "<|tool_call_argument_begin|>{}<|tool_call_end|><|tool_calls_section_end|>", True, None, "plan", 1),
     ("<think>cut off", False, None, "cut off", 0),
     ("No thinking.", False, "No thinking.", None, 0),
+    ("<think></think>Direct.", False, "Direct.", None, 0),
 ])
 def test_think_blocks_are_parsed_out_as_reasoning(text: str, tools: bool, content: str | None,
                                                   reasoning: str | None, calls: int) -> None:

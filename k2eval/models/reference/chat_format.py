@@ -112,8 +112,8 @@ def parse_assistant_output(text: str, tool_calls: bool = True) -> ParsedOutput:
     raised."""
     parsed = _parse_calls(text) if tool_calls else ParsedOutput(text)
     if parsed.content:
-        content, parsed.reasoning = split_think_tags(parsed.content)
-        parsed.content = content or None
+        content, reasoning = split_think_tags(parsed.content)
+        parsed.content, parsed.reasoning = content or None, reasoning or None
     return parsed
 
 
