@@ -143,6 +143,10 @@ def test_two_providers_side_by_side_in_report_and_compare(
     assert "Reasoning tokens and tool-call conformance" in report
     # provider A: 14 calls, 13 requests x 10 reasoning tokens; no faults
     assert "| toolcall-conformance | openai:k2 | r | 10 | 14 | 0.0 | 0.0 | 0.0 | 0.0 | 0 |" in report
+    table_page = tmp_path / "table.html"
+    assert main(["report", str(runs["providerB"]), "--format", "html", "-o", str(table_page)]) == 0
+    assert regex.search(r"<td>13</td><td>100.0</td><td>0.0</td><td>100.0</td><td>0.0</td>",
+                        table_page.read_text())
     page = tmp_path / "compare.html"
     assert main(["compare", str(runs["providerA"]), str(runs["providerB"]), "-o", str(page)]) == 0
     html = page.read_text()
