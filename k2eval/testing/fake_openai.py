@@ -14,6 +14,9 @@ Replies can carry reasoning in each of the three forms endpoints use (`Reply.rea
 `reasoning_form`) and reasoning tokens in usage; with `require_reasoning_back=True` the server
 acts like a thinking model that needs its reasoning kept across tool calls: a request whose
 assistant turn with tool calls lacks the reasoning served with those calls gets a 400.
+Malformed tool calls are scripted as they are: arguments given as a string are sent verbatim
+(`'{"a": '`), names need not be among the tools offered, and `finish_reason` may disagree with
+the calls (`"stop"` with calls, `"tool_calls"` without, `"length"`).
 It can also run as its own process
 (`python -m k2eval.testing.fake_openai --port N --echo-boxed`) so that benchmarks do not share
 a CPU budget with the client they measure.
