@@ -47,7 +47,8 @@ def evaluate(task: str, model: str, *, out: str | Path = "runs", run_id: str | N
     """Run `task` on `model` (`openai:<name>` or `reference:<dir>`) and return the finished run.
 
     Overrides are those of `k2eval run`: data, k, limit, concurrency, max_tokens, temperature,
-    top_p, seed, base_url, api_key_env, user_model, judge_model, sandboxes, options, ...
+    top_p, seed, base_url, api_key_env, user_model, judge_model, sandboxes, options, and the
+    model's request options reasoning_format, reasoning_passback, reasoning_effort, extra_body.
     `executor="ray"` runs the attempts on a Ray cluster (`ray_address`, default $RAY_ADDRESS
     or "auto"), as `k2eval run --executor ray`; an `Executor` instance is used as given.
     """

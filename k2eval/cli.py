@@ -93,6 +93,35 @@ def _option(text: str) -> tuple[str, Any]:
     return key, yaml.safe_load(value)
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _add_reasoning_flags(p: argparse.ArgumentParser) -> None:
+    r = p.add_argument_group("reasoning models and request options (the model under test)")
+    r.add_argument("--reasoning-format",
+                   choices=["auto", "reasoning_content", "reasoning", "think-tags", "none"],
+                   help="where the endpoint returns reasoning: auto (default: the "
+                        "reasoning_content or reasoning field, and <think> blocks in the "
+                        "content), one of those only, or none (leave the content as it is). "
+                        "Graders read the answer without its reasoning")
+    r.add_argument("--reasoning-passback", choices=["auto", "keep", "drop"],
+                   help="send earlier reasoning back in assistant turns: auto (default: in the "
+                        "field it came in, as Kimi K2 Thinking and DeepSeek need across tool "
+                        "calls; <think> reasoning is dropped), keep (all), drop (none)")
+    r.add_argument("--reasoning-effort", metavar="LEVEL",
+                   help="sent as reasoning_effort in every request (e.g. low, medium, high)")
+    r.add_argument("--extra-body", type=_json_object, metavar="JSON",
+                   help="JSON object merged into every request and recorded in the manifest, "
+                        "e.g. '{\"chat_template_kwargs\": {\"thinking\": true}}'")
+
+
 def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run", help="evaluate a model on a task",
@@ -146,6 +175,7 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
                    help="read-write (default with --cache), read-only (never store), refresh "
                         "(call the model, overwrite), off")
     add_executor_flags(e)
+    _add_reasoning_flags(p)
     e.add_argument("--out", default="runs", help="directory for run directories (default ./runs)")
     e.add_argument("--run-id", help="name of the run directory (default: task-timestamp-random)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -175,7 +205,9 @@ def _run_config(args: argparse.Namespace, task: Any) -> Any:
         judge_model=model_spec(args.judge_model, base_url=args.judge_base_url,
                                api_key_env=args.judge_api_key_env),
         k=args.k, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
-        max_steps=args.max_steps, max_total_tokens=args.max_total_tokens)
+        max_steps=args.max_steps, max_total_tokens=args.max_total_tokens,
+        reasoning_format=args.reasoning_format, reasoning_passback=args.reasoning_passback,
+        reasoning_effort=args.reasoning_effort, extra_body=args.extra_body)
 
 
 def _print_summary(summary: dict[str, Any], path: Path) -> int:

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Message = dict[str, Any]
-"""An OpenAI-style chat message: {"role", "content", optional "tool_calls", "tool_call_id", "name"}."""
+"""An OpenAI-style chat message: {"role", "content", optional "tool_calls", "tool_call_id", "name"};
+assistant messages may also hold "reasoning_content" and "reasoning_source" (see `Completion`)."""
 
 ToolSchema = dict[str, Any]
 """An OpenAI function tool definition: {"type": "function", "function": {name, description, parameters}}."""
@@ -53,12 +54,16 @@ class Usage:
     completion_tokens: int = 0
     calls: int = 0
     retries: int = 0
+    reasoning_tokens: int = 0
+    """The part of `completion_tokens` spent on reasoning, where the endpoint reports it
+    (`completion_tokens_details.reasoning_tokens`); 0 otherwise."""
 
     def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.calls += other.calls
         self.retries += other.retries
+        self.reasoning_tokens += other.reasoning_tokens
 
     @property
     def total_tokens(self) -> int:
@@ -66,13 +71,15 @@ class Usage:
 
     def to_dict(self) -> dict[str, int]:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "calls": self.calls, "retries": self.retries}
+                "calls": self.calls, "retries": self.retries,
+                "reasoning_tokens": self.reasoning_tokens}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Usage:
         d = d or {}
         return cls(int(d.get("prompt_tokens", 0)), int(d.get("completion_tokens", 0)),
-                   int(d.get("calls", 0)), int(d.get("retries", 0)))
+                   int(d.get("calls", 0)), int(d.get("retries", 0)),
+                   int(d.get("reasoning_tokens", 0)))
 
 
 @dataclass(frozen=True)
@@ -85,10 +92,18 @@ class Completion:
     raw: dict[str, Any] | None = None
     cached: bool = False
     """Served from the response cache: no request was sent and no tokens were spent."""
+    reasoning: str | None = None
+    """The reasoning returned apart from the answer (`text`), see `k2eval.models.reasoning`."""
+    reasoning_source: str | None = None
+    """Where it came from: "reasoning_content", "reasoning" or "think-tags"."""
 
-    def as_message(self) -> Message:
-        """The assistant message to append to a conversation."""
-        msg: Message = {"role": "assistant", "content": self.text or ""}
+    def as_message(self, role: str = "assistant") -> Message:
+        """The message to append to a conversation. Reasoning goes into `reasoning_content`
+        (with its `reasoning_source`); the model client decides whether it is sent back."""
+        msg: Message = {"role": role, "content": self.text or ""}
+        if self.reasoning:
+            msg["reasoning_content"] = self.reasoning
+            msg["reasoning_source"] = self.reasoning_source or "reasoning_content"
         if self.tool_calls:
             msg["tool_calls"] = [tc.to_message() for tc in self.tool_calls]
         return msg
@@ -131,6 +146,9 @@ class Attempt:
     error: dict[str, Any] | None = None
     worker: dict[str, Any] | None = None
     """Where the attempt ran: {"node_id", "hostname", "pid"} (see `k2eval.engine.executors`)."""
+    toolcalls: dict[str, int] | None = None
+    """Tool-call conformance counts of the agent's calls that offered tools
+    (`k2eval.scoring.toolcalls`); None when no call offered any."""
 
     @property
     def duration(self) -> float:
@@ -145,7 +163,8 @@ class Attempt:
         line = {"item_id": self.item_id, "attempt": self.index, "status": self.status,
                 "messages": self.messages, "output": self.output, "calls": self.calls,
                 "usage": self.usage, "started": self.started, "ended": self.ended,
-                "duration": round(self.duration, 4), "error": self.error, "worker": self.worker}
+                "duration": round(self.duration, 4), "error": self.error, "worker": self.worker,
+                "toolcalls": self.toolcalls}
         if self.cached:
             line["cached"] = True
         return line
@@ -156,7 +175,7 @@ class Attempt:
                    messages=d.get("messages") or [], output=d.get("output") or {},
                    calls=d.get("calls") or [], usage=d.get("usage") or {},
                    started=float(d.get("started", 0.0)), ended=float(d.get("ended", 0.0)),
-                   error=d.get("error"), worker=d.get("worker"))
+                   error=d.get("error"), worker=d.get("worker"), toolcalls=d.get("toolcalls"))
 
 
 @dataclass

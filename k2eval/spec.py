@@ -215,6 +215,11 @@ def redact_url_credentials(text: str) -> str:
     return _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
 
 
+RESERVED_BODY_KEYS = frozenset({"model", "messages", "tools", "max_tokens", "temperature",
+                                "top_p", "seed", "stop", "stream"})
+"""Request keys `--extra-body` may not override: the task's protocol owns them."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How to reach a model. Holds the *name* of the key's environment variable, never the key.
@@ -233,6 +238,15 @@ class ModelSpec:
     """`sdk` (the openai SDK) or `aiohttp` (direct, less CPU per call)."""
     max_retry_after_s: float = 60.0
     """Longest wait a server's Retry-After header can impose before the next try."""
+    reasoning_format: str = "auto"
+    """Where the endpoint puts reasoning: auto, reasoning_content, reasoning, think-tags or
+    none (`k2eval.models.reasoning`)."""
+    reasoning_passback: str = "auto"
+    """Whether earlier reasoning is sent back in assistant turns: auto, keep or drop."""
+    reasoning_effort: str | None = None
+    """Sent as the request's `reasoning_effort` (e.g. low, medium, high) when set."""
+    extra_body: dict[str, Any] | None = None
+    """JSON object merged into every request body (recorded in the manifest: no secrets)."""
 
     def __post_init__(self) -> None:
         for flag, value in (("--request-timeout", self.request_timeout_s),
@@ -244,6 +258,22 @@ class ModelSpec:
             raise ConfigError(f"--max-tries must be >= 1 (got {self.max_tries})")
         if self.http_client not in ("sdk", "aiohttp"):
             raise ConfigError(f"unknown HTTP client {self.http_client!r}: use sdk or aiohttp")
+        from k2eval.models.reasoning import REASONING_FORMATS, REASONING_PASSBACK
+
+        for option, choice, allowed in (("--reasoning-format", self.reasoning_format,
+                                         REASONING_FORMATS),
+                                        ("--reasoning-passback", self.reasoning_passback,
+                                         REASONING_PASSBACK)):
+            if choice not in allowed:
+                raise ConfigError(f"{option} {choice!r}: use one of {', '.join(allowed)}")
+        if self.extra_body is not None:
+            if not isinstance(self.extra_body, dict):
+                raise ConfigError("--extra-body must be a JSON object, e.g. "
+                                  '\'{"chat_template_kwargs": {"thinking": true}}\'')
+            clash = sorted(set(self.extra_body) & RESERVED_BODY_KEYS)
+            if clash:
+                raise ConfigError(f"--extra-body may not set {', '.join(clash)}: k2eval sets "
+                                  "them from the task (use --max-tokens, --temperature, ...)")
 
     @property
     def scheme(self) -> str:

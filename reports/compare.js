@@ -60,6 +60,12 @@
     if (m.name) head += " · " + m.name;
     if (m.tool_call_id) head += " ← " + m.tool_call_id;
     box.appendChild(el("div", "role", head));
+    if (m.reasoning_content) {  // folded above the answer
+      var thinking = el("details", "reasoning");
+      thinking.appendChild(el("summary", null, "Reasoning (" + String(m.reasoning_content).length + " characters)"));
+      thinking.appendChild(pre(String(m.reasoning_content)));
+      box.appendChild(thinking);
+    }
     var text = textOf(m.content);
     if (text) box.appendChild(pre(text));
     (m.tool_calls || []).forEach(function (tc) {

@@ -30,7 +30,7 @@ from k2eval.records import (
     ToolSchema,
     Usage,
 )
-from k2eval.scoring import breakdown_by_meta
+from k2eval.scoring import breakdown_by_meta, toolcalls
 from k2eval.spec import RunConfig, TaskSpec
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ class AttemptContext:
         self.started = time.time()
         self.last_messages: list[Message] = []
         """The messages of the last agent call: the transcript so far if the next call fails."""
+        self.toolcalls: dict[str, int] | None = None
+        """Tool-call conformance counts of the agent calls that offered tools."""
 
     @property
     def steps(self) -> int:
@@ -129,9 +131,16 @@ class AttemptContext:
                 "prompt_tokens": completion.usage.prompt_tokens,
                 "completion_tokens": completion.usage.completion_tokens,
                 "retries": completion.usage.retries}
+        if completion.usage.reasoning_tokens:
+            call["reasoning_tokens"] = completion.usage.reasoning_tokens
         if completion.cached:
             call["cached"] = True
         self.calls.append(call)
+        if role == "agent" and tools:
+            counts = toolcalls.count_completion(completion, tools)
+            if self.toolcalls is None:
+                self.toolcalls = toolcalls.empty_counts()
+            toolcalls.add_counts(self.toolcalls, counts)
         return completion
 
     def sandbox(self, image: str | None = None, *, reuse: bool = False,
@@ -216,6 +225,7 @@ _ADAPTERS: dict[str, str] = {
     "tau2": "k2eval.adapters.tau2:Tau2Adapter",
     "acebench": "k2eval.adapters.acebench:AceBenchAdapter",
     "lmeval": "k2eval.lmeval.adapter:LmEvalAdapter",
+    "toolcall-conformance": "k2eval.adapters.toolcall_conformance:ToolCallConformanceAdapter",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from k2eval.errors import UserError
 from k2eval.models import parse_model_spec
 from k2eval.spec import ModelSpec, RunConfig, TaskSpec, load_task
 
+REASONING_OPTIONS = ("reasoning_format", "reasoning_passback", "reasoning_effort", "extra_body")
 _PROTOCOL_FIELDS = {"k": "k", "max_tokens": "max_output_tokens", "temperature": "temperature",
                     "top_p": "top_p", "max_steps": "max_steps",
                     "max_total_tokens": "max_total_tokens", "timeout_s": "timeout_s"}
@@ -17,12 +19,18 @@ _PROTOCOL_FIELDS = {"k": "k", "max_tokens": "max_output_tokens", "temperature": 
 def model_spec(spec: str | None, *, base_url: str | None = None, api_key_env: str | None = None,
                request_timeout_s: float | None = None, max_tries: int | None = None,
                http_client: str | None = None,
-               max_retry_after_s: float | None = None) -> ModelSpec | None:
+               max_retry_after_s: float | None = None,
+               **reasoning: Any) -> ModelSpec | None:
+    """`reasoning`: the `REASONING_OPTIONS` of `ModelSpec` (format, passback, effort, extra body)."""
     if not spec:
         return None
+    unknown = set(reasoning) - set(REASONING_OPTIONS)
+    if unknown:
+        raise UserError(f"unknown model option(s): {', '.join(sorted(unknown))}")
     return parse_model_spec(spec, base_url=base_url, api_key_env=api_key_env,
                             request_timeout_s=request_timeout_s, max_tries=max_tries,
-                            http_client=http_client, max_retry_after_s=max_retry_after_s)
+                            http_client=http_client, max_retry_after_s=max_retry_after_s,
+                            **reasoning)
 
 
 def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str | Path | None = None,
@@ -37,9 +45,11 @@ def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str 
                      cache: str | None = None, cache_mode: str | None = None,
                      **protocol: Any) -> RunConfig:
     """Task defaults, then explicit overrides. `protocol` keys: k, max_tokens, temperature,
-    top_p, max_steps, max_total_tokens, timeout_s. `cache`: a response cache path or URL
-    ("default" for the default file), `cache_mode` one of `k2eval.store.cache.CACHE_MODES`."""
+    top_p, max_steps, max_total_tokens, timeout_s; and the agent model's `REASONING_OPTIONS`.
+    `cache`: a response cache path or URL ("default" for the default file), `cache_mode` one of
+    `k2eval.store.cache.CACHE_MODES`."""
     spec = load_task(task) if isinstance(task, str) else task
+    reasoning = {key: protocol.pop(key) for key in REASONING_OPTIONS if key in protocol}
     unknown = set(protocol) - set(_PROTOCOL_FIELDS)
     if unknown:
         raise UserError(f"unknown override(s): {', '.join(sorted(unknown))}")
@@ -54,8 +64,11 @@ def build_run_config(task: str | TaskSpec, model: str | ModelSpec, *, data: str 
     agent = model if isinstance(model, ModelSpec) else model_spec(
         model, base_url=base_url, api_key_env=api_key_env,
         request_timeout_s=request_timeout_s, max_tries=max_tries, http_client=http_client,
-        max_retry_after_s=max_retry_after_s)
+        max_retry_after_s=max_retry_after_s, **reasoning)
     assert agent is not None
+    given = {key: value for key, value in reasoning.items() if value is not None}
+    if isinstance(model, ModelSpec) and given:
+        agent = dataclasses.replace(agent, **given)
     user = user_model if isinstance(user_model, ModelSpec) or user_model is None else model_spec(user_model)
     judge = judge_model if isinstance(judge_model, ModelSpec) or judge_model is None else model_spec(judge_model)
     data_path = str(Path(data).expanduser().resolve()) if data else None

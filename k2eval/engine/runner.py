@@ -31,6 +31,7 @@ from k2eval.engine.progress import Progress, node_label
 from k2eval.errors import RunDirError, RunFatalError, UserError
 from k2eval.records import Attempt, Item, Score, Usage
 from k2eval.scoring import group_by_item, metric_label, pass_at_ks, summarize_metric
+from k2eval.scoring.toolcalls import sum_counts
 from k2eval.spec import RunConfig, split_url_credentials
 from k2eval.store.rundir import Redactor, RunDir, load_run
 from k2eval.store.rundir import RunRecord as RunRecord
@@ -148,6 +149,7 @@ def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
         "n_score_errors": n_score_errors,
         "complete": complete,
         "usage": _usage_total(live_attempts),
+        "toolcalls": sum_counts(a.toolcalls for a in live_attempts),
         "reported_k2": spec.reported.k2,
         "breakdowns": adapter.breakdowns(items, live_scores),
     }

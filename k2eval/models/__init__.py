@@ -37,6 +37,9 @@ def resolve_model(spec: ModelSpec) -> ChatModel:
 
         return OpenAIChatModel(spec)
     if spec.scheme == "reference":
+        if spec.reasoning_effort or spec.extra_body:
+            raise UserError("--reasoning-effort and --extra-body are request options of openai: "
+                            "endpoints; the reference model takes none")
         try:
             from k2eval.models.reference.chat_model import ReferenceChatModel
         except ImportError as exc:

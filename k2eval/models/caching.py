@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,17 +29,25 @@ def endpoint_identity(spec: ModelSpec) -> dict[str, str]:
     parts = urlsplit(base)
     host = (parts.hostname or "").lower()
     port = f":{parts.port}" if parts.port else ""
-    return {"scheme": spec.scheme, "endpoint": f"{host}{port}{parts.path.rstrip('/')}",
-            "model": spec.target}
+    identity = {"scheme": spec.scheme, "endpoint": f"{host}{port}{parts.path.rstrip('/')}",
+                "model": spec.target}
+    # Request options that change the answer, only when set (keys of plain runs stay as they were).
+    if spec.reasoning_effort:
+        identity["reasoning_effort"] = spec.reasoning_effort
+    if spec.extra_body:
+        identity["extra_body"] = json.dumps(spec.extra_body, sort_keys=True)
+    return identity
 
 
 def completion_to_record(completion: Completion) -> dict[str, Any]:
-    return {"text": completion.text,
+    return {"text": completion.text, "reasoning": completion.reasoning,
+            "reasoning_source": completion.reasoning_source,
             "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
                            for c in completion.tool_calls],
             "finish_reason": completion.finish_reason,
             "usage": {"prompt_tokens": completion.usage.prompt_tokens,
-                      "completion_tokens": completion.usage.completion_tokens},
+                      "completion_tokens": completion.usage.completion_tokens,
+                      "reasoning_tokens": completion.usage.reasoning_tokens},
             "latency": completion.latency}
 
 
@@ -50,8 +59,10 @@ def completion_from_record(record: dict[str, Any]) -> Completion:
                          for c in record.get("tool_calls") or ()),
         finish_reason=record.get("finish_reason") or "stop",
         usage=Usage(prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                    completion_tokens=int(usage.get("completion_tokens", 0)), calls=1),
-        latency=0.0, cached=True)
+                    completion_tokens=int(usage.get("completion_tokens", 0)), calls=1,
+                    reasoning_tokens=int(usage.get("reasoning_tokens", 0))),
+        latency=0.0, cached=True, reasoning=record.get("reasoning"),
+        reasoning_source=record.get("reasoning_source"))
 
 
 class CachingChatModel:

@@ -15,6 +15,11 @@ hand every failed HTTP status to one classifier, `classify_status`:
 `request_timeout_s` bounds the whole call, connect to last byte: a server that trickles its
 body a byte at a time is cut at the timeout like one that never answers.
 
+Reasoning (`k2eval.models.reasoning`): the reply's reasoning is taken apart from its answer
+under the spec's `reasoning_format`, and `completion_tokens_details.reasoning_tokens` goes into
+`Usage.reasoning_tokens`. Requests carry earlier reasoning back under `reasoning_passback`,
+`reasoning_effort` when set, and `extra_body` merged in last.
+
 Credentials in the base URL (`http://user:pass@host/v1`) are taken out of the URL the clients
 see and sent as HTTP basic auth (`Authorization: Basic ...`, in place of the API key's bearer
 token, as curl and httpx do); they appear in nothing k2eval prints or writes.
@@ -50,9 +55,13 @@ from k2eval.errors import (
     UserError,
 )
 from k2eval.models.base import Completion, Message, Sampling, ToolCall, ToolSchema, Usage
+from k2eval.models.reasoning import outgoing_messages, split_reasoning
 from k2eval.spec import ModelSpec, redact_url_credentials, split_url_credentials
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+MAX_TOKENS_NOTE = ("sent as the request's max_tokens and enforced by the endpoint; "
+                   "OpenAI-compatible servers count reasoning tokens against it (they are "
+                   "part of completion_tokens)")
 _RETRYABLE_STATUS = {408, 409, 425, 429}
 _OVERFLOW_STATUS = {400, 413, 422}
 _OVERFLOW_CODES = {"context_length_exceeded", "string_above_max_length"}
@@ -225,7 +234,12 @@ class OpenAIChatModel:
 
     def describe(self) -> dict[str, Any]:
         return {"scheme": "openai", "model": self.name, "base_url": self.shown_url,
-                "api_key_env": self.spec.api_key_env}
+                "api_key_env": self.spec.api_key_env,
+                "reasoning": {"format": self.spec.reasoning_format,
+                              "passback": self.spec.reasoning_passback,
+                              "effort": self.spec.reasoning_effort,
+                              "extra_body": self.spec.extra_body,
+                              "max_tokens": MAX_TOKENS_NOTE}}
 
     async def preflight(self) -> None:
         try:
@@ -243,9 +257,10 @@ class OpenAIChatModel:
 
     async def complete(self, messages: list[Message], tools: list[ToolSchema] | None,
                        sampling: Sampling) -> Completion:
-        kwargs: dict[str, Any] = {"model": self.name, "messages": messages,
-                                  "max_tokens": sampling.max_tokens,
-                                  "temperature": sampling.temperature}
+        kwargs: dict[str, Any] = {
+            "model": self.name,
+            "messages": outgoing_messages(messages, self.spec.reasoning_passback),
+            "max_tokens": sampling.max_tokens, "temperature": sampling.temperature}
         if sampling.top_p is not None:
             kwargs["top_p"] = sampling.top_p
         if sampling.seed is not None:
@@ -254,6 +269,10 @@ class OpenAIChatModel:
             kwargs["stop"] = list(sampling.stop)
         if tools:
             kwargs["tools"] = tools
+        if self.spec.reasoning_effort:
+            kwargs["reasoning_effort"] = self.spec.reasoning_effort
+        if self.spec.extra_body:
+            kwargs.update(self.spec.extra_body)
         start = time.perf_counter()
         try:
             # The clients' own timeouts bound each read, not the whole call.
@@ -263,10 +282,10 @@ class OpenAIChatModel:
             raise RetryableModelError(
                 f"request timed out after {self.spec.request_timeout_s:g} s "
                 "(--request-timeout bounds the whole call)") from None
-        return self._parse(resp, time.perf_counter() - start)
+        return self._parse(resp, time.perf_counter() - start, self.spec.reasoning_format)
 
     @staticmethod
-    def _parse(resp: Any, latency: float) -> Completion:
+    def _parse(resp: Any, latency: float, reasoning_format: str = "auto") -> Completion:
         """A chat.completion JSON body into a `Completion`; anything else is malformed."""
         if not isinstance(resp, dict):
             raise RetryableModelError(f"malformed response: not a JSON object ({str(resp)[:80]!r})")
@@ -285,18 +304,19 @@ class OpenAIChatModel:
                 calls.append(ToolCall(id=str(tc.get("id") or f"call_{i}"),
                                       name=str(fn.get("name") or ""),
                                       arguments=args if isinstance(args, str) else json.dumps(args or {})))
-            content = msg.get("content")
-            if isinstance(content, list):  # content parts
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content, reasoning, source = split_reasoning(msg, reasoning_format)
             usage = Usage(calls=1)
             raw_usage = resp.get("usage") or {}
             usage.prompt_tokens = int(raw_usage.get("prompt_tokens") or 0)
             usage.completion_tokens = int(raw_usage.get("completion_tokens") or 0)
+            details = raw_usage.get("completion_tokens_details") or {}
+            usage.reasoning_tokens = int(details.get("reasoning_tokens") or 0)
         except (AttributeError, TypeError, ValueError) as exc:
             raise RetryableModelError(f"malformed response: {type(exc).__name__}: {exc}") from None
         return Completion(text=content, tool_calls=tuple(calls),
                           finish_reason=str(choice.get("finish_reason") or "stop"), usage=usage,
-                          latency=latency, raw=None)
+                          latency=latency, raw=None, reasoning=reasoning,
+                          reasoning_source=source)
 
     async def aclose(self) -> None:
         await self._transport.aclose()

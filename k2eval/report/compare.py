@@ -25,7 +25,7 @@ from k2eval.records import Attempt, Score
 from k2eval.report import charts
 from k2eval.report.render import render
 from k2eval.report.runs import DamagedRun, RunView, load_runs, protocol_differences
-from k2eval.report.table import metric_label
+from k2eval.report.table import metric_label, serving_row
 from k2eval.scoring.paired import PairedResult, paired_compare
 
 MAX_CATEGORIES = 40
@@ -268,6 +268,12 @@ def _breakdown_score(cell: Any) -> float | None:
     return None
 
 
+def _serving(runs: list[RunView]) -> list[dict[str, Any] | None]:
+    """Per run: reasoning tokens and tool-call conformance; empty when no run reported any."""
+    rows = [serving_row(run) for run in runs]
+    return rows if any(rows) else []
+
+
 def render_compare_page(comparison: Comparison, *, max_attempts: int = 4) -> str:
     tasks = []
     for index, task in enumerate(comparison.tasks):
@@ -277,6 +283,7 @@ def render_compare_page(comparison: Comparison, *, max_attempts: int = 4) -> str
             "metric": metric_label(task.runs[0].metric, task.runs[0].k),
             "rows": task.item_rows(), "charts": _charts(task),
             "transcripts": _transcripts(task, max_attempts),
+            "serving": _serving(task.runs),
         })
     return render("compare.html", tasks=tasks, comparison=comparison,
                   generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))

@@ -82,6 +82,17 @@ class RunView:
         return cls(path, manifest, summary, state, cause)
 
     @property
+    def reasoning_tokens(self) -> int:
+        """Reasoning tokens the agent model reported in the whole run (0 where none were)."""
+        return int(((self.summary or {}).get("usage") or {}).get("reasoning_tokens") or 0)
+
+    @property
+    def toolcalls(self) -> dict[str, int] | None:
+        """The run's tool-call conformance counts (`k2eval.scoring.toolcalls`), if counted."""
+        counts = (self.summary or {}).get("toolcalls")
+        return counts if isinstance(counts, dict) else None
+
+    @property
     def usable(self) -> bool:
         """Has a score to show and compare (finished or incomplete)."""
         return self.state in (FINISHED, INCOMPLETE)

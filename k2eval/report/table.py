@@ -24,6 +24,7 @@ from k2eval.errors import UserError
 from k2eval.report.render import md_cell, render
 from k2eval.report.runs import FINISHED, INCOMPLETE, RUN_STATES, DamagedRun, RunView
 from k2eval.scoring import ci95, group_by_item, pass_hat_over_tasks
+from k2eval.scoring.toolcalls import rates
 from k2eval.spec import TaskSpec, all_tasks
 
 GROUP_ORDER = ("Coding", "Tool use", "Math & STEM")
@@ -67,6 +68,8 @@ class ComparisonTable:
     reported_models: list[str]
     problems: list[str] = field(default_factory=list)
     """One line per run that is not finished (or was left out), with its cause."""
+    serving: list[dict[str, Any]] = field(default_factory=list)
+    """Per shown run that reported reasoning tokens or counted tool calls: those figures."""
 
     @property
     def has_incomplete(self) -> bool:
@@ -109,7 +112,18 @@ class ComparisonTable:
             notes.append("`‡` incomplete run: some attempts failed or were not graded.")
         if self.problems:
             notes += ["", "Runs not finished or left out:", *(f"- {md_cell(p)}" for p in self.problems)]
-        return "\n".join(lines + notes) + "\n"
+        return "\n".join(lines + notes + self._serving_markdown()) + "\n"
+
+    def _serving_markdown(self) -> list[str]:
+        if not self.serving:
+            return []
+        headers = list(self.serving[0])
+        out = ["", "Reasoning tokens and tool-call conformance (percent of tool calls; "
+                   "finish: replies whose finish reason disagrees with their calls):", "",
+               "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        out += ["| " + " | ".join(md_cell(str(row[h])) for h in headers) + " |"
+                for row in self.serving]
+        return out
 
     def to_csv(self) -> str:
         return str(self.frame.to_csv(index=False))
@@ -117,7 +131,7 @@ class ComparisonTable:
     def to_json(self) -> str:
         records = json.loads(self.frame.to_json(orient="records"))
         return json.dumps({"models": self.models, "reported_models": self.reported_models,
-                           "cells": records}, indent=2) + "\n"
+                           "cells": records, "serving": self.serving}, indent=2) + "\n"
 
 
 def _cell_text(cell: pd.Series) -> str:
@@ -169,7 +183,27 @@ def build_table(runs: Sequence[RunView], specs: dict[str, TaskSpec] | None = Non
     frame["_off"] = ~frame.protocol.astype(bool)
     frame = (frame.sort_values(["_g", "group", "_r", "task", "_off", "metric"], kind="stable")
              .drop(columns=["_g", "_r", "_off"]).reset_index(drop=True))
-    return ComparisonTable(frame, models, reported_models, problems)
+    return ComparisonTable(frame, models, reported_models, problems,
+                           [row for run in shown if (row := serving_row(run))])
+
+
+def serving_row(run: RunView) -> dict[str, Any] | None:
+    """Reasoning tokens per attempt and tool-call conformance rates of one run (None when it
+    reported neither)."""
+    counts = run.toolcalls
+    if not run.reasoning_tokens and not counts:
+        return None
+    attempts = max(1, int(run.summary.get("n_attempts") or 0))
+    row: dict[str, Any] = {"Task": run.task, "Model": run.model, "Run": run.run_id,
+                           "Reasoning tokens / attempt": round(run.reasoning_tokens / attempts)}
+    percent = rates(counts or {})
+    row["Tool calls"] = int(counts.get("calls", 0)) if counts else "–"
+    for key, label in (("invalid_json", "Invalid JSON"), ("schema_violations", "Schema"),
+                       ("unknown_tool", "Unknown tool"), ("truncated", "Truncated")):
+        value = percent[key]
+        row[label] = "–" if value is None else f"{value:.1f}"
+    row["Finish mismatch"] = int(counts.get("finish_mismatch", 0)) if counts else "–"
+    return row
 
 
 def _one_run_per_cell(runs: Sequence[RunView], specs: dict[str, TaskSpec],
@@ -308,4 +342,5 @@ def render_table_html(table: ComparisonTable) -> str:
     return render("table.html", columns=columns, groups=groups, n_measured=len(table.models),
                   has_subset=bool(table.frame.subset.any()),
                   has_incomplete=table.has_incomplete, problems=table.problems,
+                  serving=table.serving,
                   generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))

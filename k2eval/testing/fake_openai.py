@@ -10,6 +10,13 @@ Tests and `perf/` use it in place of a provider:
 "drop" (closes the connection), "malformed" (200 with a body that is not JSON) and "trickle"
 (200 whose body arrives one byte every `interval` seconds, complete after `duration`). With
 `auth=("user", "password")` every request must carry them as HTTP basic auth (else 401).
+Replies can carry reasoning in each of the three forms endpoints use (`Reply.reasoning`,
+`reasoning_form`) and reasoning tokens in usage; with `require_reasoning_back=True` the server
+acts like a thinking model that needs its reasoning kept across tool calls: a request whose
+assistant turn with tool calls lacks the reasoning served with those calls gets a 400.
+Malformed tool calls are scripted as they are: arguments given as a string are sent verbatim
+(`'{"a": '`), names need not be among the tools offered, and `finish_reason` may disagree with
+the calls (`"stop"` with calls, `"tool_calls"` without, `"length"`).
 It can also run as its own process
 (`python -m k2eval.testing.fake_openai --port N --echo-boxed`) so that benchmarks do not share
 a CPU budget with the client they measure.
@@ -40,6 +47,14 @@ class Reply:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    reasoning: str | None = None
+    """A reasoning trace, returned in the form `reasoning_form` names."""
+    reasoning_form: str = "reasoning_content"
+    """"reasoning_content" or "reasoning" (message fields), or "think-tags" (a `<think>` block
+    in front of the content)."""
+    reasoning_tokens: int | None = None
+    """Reported as `usage.completion_tokens_details.reasoning_tokens` (and within
+    completion_tokens) when set."""
 
 
 @dataclass
@@ -76,8 +91,11 @@ def _count_tokens(text: str) -> int:
 class FakeOpenAIServer:
     def __init__(self, responder: Responder, *, latency: float = 0.0, host: str = "127.0.0.1",
                  port: int = 0, model_ids: tuple[str, ...] = ("fake-model",),
-                 auth: tuple[str, str] | None = None) -> None:
+                 auth: tuple[str, str] | None = None,
+                 require_reasoning_back: bool = False) -> None:
         self.responder = responder
+        self.require_reasoning_back = require_reasoning_back
+        self._reasoning_of_call: dict[str, str] = {}
         self.auth = auth
         self.latency = latency
         self.host = host
@@ -118,6 +136,11 @@ class FakeOpenAIServer:
         except json.JSONDecodeError:
             return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
         self.requests.append(body)
+        missing = self._missing_reasoning(body)
+        if missing:
+            return web.json_response({"error": {
+                "message": f"assistant message with tool call {missing} is missing its "
+                           "reasoning_content", "type": "invalid_request_error"}}, status=400)
         answer = self.responder(body)
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -163,25 +186,54 @@ class FakeOpenAIServer:
                                        "code": status}}
         return web.json_response(err, status=status, headers=headers)
 
+    def _missing_reasoning(self, body: dict[str, Any]) -> str | None:
+        """The id of a served tool call whose reasoning the request did not send back."""
+        if not self.require_reasoning_back:
+            return None
+        for msg in body.get("messages", []):
+            if msg.get("role") != "assistant":
+                continue
+            sent = msg.get("reasoning_content") or msg.get("reasoning")
+            for call in msg.get("tool_calls") or ():
+                want = self._reasoning_of_call.get(call.get("id"))
+                if want is not None and sent != want:
+                    return str(call.get("id"))
+        return None
+
     def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        content = reply.text
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if reply.reasoning is not None:
+            if reply.reasoning_form == "think-tags":
+                message["content"] = f"<think>{reply.reasoning}</think>{content or ''}"
+            else:
+                message[reply.reasoning_form] = reply.reasoning
         if reply.tool_calls:
             message["tool_calls"] = [
                 {"id": f"call_{next(self._ids)}", "type": "function",
                  "function": {"name": name,
                               "arguments": args if isinstance(args, str) else json.dumps(args)}}
                 for name, args in reply.tool_calls]
+            if reply.reasoning:
+                for call in message["tool_calls"]:
+                    self._reasoning_of_call[call["id"]] = reply.reasoning
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         prompt_text = json.dumps(body.get("messages", []))
         prompt_tokens = reply.prompt_tokens or _count_tokens(prompt_text)
         completion_tokens = reply.completion_tokens or _count_tokens(reply.text or "x")
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens,
+                                 "completion_tokens": completion_tokens,
+                                 "total_tokens": prompt_tokens + completion_tokens}
+        if reply.reasoning_tokens is not None:
+            usage["completion_tokens"] = completion_tokens + reply.reasoning_tokens
+            usage["total_tokens"] += reply.reasoning_tokens
+            usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
         return {
             "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion",
             "created": int(time.time()), "model": body.get("model", "fake-model"),
             "choices": [{"index": 0, "message": message, "finish_reason": finish,
                          "logprobs": None}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "usage": usage,
         }
 
     async def start(self) -> FakeOpenAIServer:

@@ -187,3 +187,17 @@ def test_chat_needs_the_k2_chat_tokens(tmp_path: Path, tiny_checkpoint: Path) ->
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
     with pytest.raises(ConfigError, match=r"lacks Kimi K2's chat tokens \(<\|im_system\|>"):
         ReferenceRuntime(tmp_path)
+
+
+@pytest.mark.parametrize("text,tools,content,reasoning,calls", [
+    ("<think>plan</think>Answer.", True, "Answer.", "plan", 0),
+    ("<think>plan</think>" + "<|tool_calls_section_begin|><|tool_call_begin|>functions.f:0"
+     "<|tool_call_argument_begin|>{}<|tool_call_end|><|tool_calls_section_end|>", True, None, "plan", 1),
+    ("<think>cut off", False, None, "cut off", 0),
+    ("No thinking.", False, "No thinking.", None, 0),
+    ("<think></think>Direct.", False, "Direct.", None, 0),
+])
+def test_think_blocks_are_parsed_out_as_reasoning(text: str, tools: bool, content: str | None,
+                                                  reasoning: str | None, calls: int) -> None:
+    parsed = parse_assistant_output(text, tools)
+    assert (parsed.content, parsed.reasoning, len(parsed.tool_calls)) == (content, reasoning, calls)

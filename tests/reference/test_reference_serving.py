@@ -126,6 +126,31 @@ async def test_server_through_the_openai_backend(tool_checkpoint: Path, monkeypa
         assert "tool_calls" not in choice["message"] and choice["finish_reason"] == "stop"
 
 
+THINKING_SCRIPT = "Guess five</think>OK 4"  # the opening tag was in the prompt
+
+
+async def test_thinking_output_comes_back_as_reasoning_in_process_and_served(
+        scripted_checkpoint: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    checkpoint = scripted_checkpoint(THINKING_SCRIPT)
+    model = ReferenceChatModel(str(checkpoint))
+    done = await model.complete(MESSAGES, None, Sampling(max_tokens=64))
+    assert (done.text, done.reasoning) == ("OK 4", "Guess five")
+    assert done.reasoning_source == "think-tags"
+    await model.aclose()
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    async with running_server(ReferenceRuntime(checkpoint), "k2-tiny") as base_url:
+        status, body = await post(base_url, {"model": "k2-tiny", "messages": MESSAGES,
+                                             "max_tokens": 64, "temperature": 0})
+        message = body["choices"][0]["message"]
+        assert status == 200 and message["content"] == "OK 4"
+        assert message["reasoning_content"] == "Guess five"
+        client = resolve_model(parse_model_spec("openai:k2-tiny", base_url=base_url))
+        served = await client.complete(MESSAGES, None, Sampling(max_tokens=64))
+        assert (served.text, served.reasoning, served.reasoning_source) == (
+            "OK 4", "Guess five", "reasoning_content")
+        await client.aclose()
+
+
 async def post(base_url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as session, session.post(f"{base_url}/chat/completions", json=body) as r:
         return r.status, await r.json()

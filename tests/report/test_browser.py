@@ -34,7 +34,8 @@ AGENT_LOOP = [
                      "function": {"name": "bash", "arguments": "{\"command\": \"cat calc.py\"}"}}]},
     {"role": "tool", "tool_call_id": "call_1", "name": "bash",
      "content": "def add(a, b):\n    return a - b"},
-    {"role": "assistant", "content": "Done."},
+    {"role": "assistant", "content": "Done.", "reasoning_content": "The tests pass: \\boxed{1}",
+     "reasoning_source": "reasoning_content"},
 ]
 
 
@@ -88,6 +89,14 @@ def test_compare_page_filters_and_opens_transcripts(open_page: Callable[[Path], 
     result = columns[0].find_element(By.CSS_SELECTOR, ".msg.role-tool")
     assert result.find_element(By.CSS_SELECTOR, ".role").text == "TOOL · BASH ← CALL_1"
     assert "return a - b" in result.find_element(By.TAG_NAME, "pre").text
+    # reasoning is folded above the answer
+    thinking = columns[0].find_element(By.CSS_SELECTOR, ".msg.role-assistant details.reasoning")
+    assert thinking.get_attribute("open") is None
+    assert thinking.find_element(By.TAG_NAME, "summary").text == "Reasoning (25 characters)"
+    answer = thinking.find_element(By.XPATH, "following-sibling::pre")
+    assert answer.text == "Done."
+    thinking.find_element(By.TAG_NAME, "summary").click()
+    assert thinking.find_element(By.TAG_NAME, "pre").text == "The tests pass: \\boxed{1}"
     # the patch is a coloured diff; added and removed lines keep their text
     added = [e.text for e in columns[1].find_elements(By.CSS_SELECTOR, "pre.diff .add")]
     removed = [e.text for e in columns[1].find_elements(By.CSS_SELECTOR, "pre.diff .del")]

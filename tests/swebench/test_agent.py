@@ -96,6 +96,25 @@ def test_agent_fixes_the_bug_and_external_grading_agrees(
         k: v for k, v in run_score["details"]["report"].items() if k == "tests_status"}
 
 
+def test_a_thinking_agent_keeps_its_reasoning_across_tool_calls(
+        fake_openai: Any, synthetic_data: Path, tmp_path: Path) -> None:
+    def thinking_agent(request: dict[str, Any]) -> Reply:
+        name, args = AGENT_SCRIPT[agent_turns(request)]
+        return Reply(text="", tool_calls=[(name, args)], reasoning=f"now {name}",
+                     reasoning_form="reasoning", reasoning_tokens=7)
+
+    server = fake_openai(thinking_agent, require_reasoning_back=True)
+    rundir = run("swebench-verified", server.base_url, synthetic_data, tmp_path / "runs")
+    summary = json.loads((rundir / "summary.json").read_text())
+    assert summary["score"] == 100.0 and summary["n_errors"] == 0
+    assert summary["usage"]["reasoning_tokens"] == 7 * len(AGENT_SCRIPT)
+    assert summary["toolcalls"]["calls"] == len(AGENT_SCRIPT)
+    assert summary["toolcalls"]["schema_violations"] == summary["toolcalls"]["invalid_json"] == 0
+    last = server.requests[-1]["messages"]
+    assert [m.get("reasoning") for m in last if m["role"] == "assistant"] == \
+        [f"now {name}" for name, _ in AGENT_SCRIPT[:-1]]
+
+
 def test_limits_and_silence_autosubmit_what_is_there(
         fake_openai: Any, synthetic_data: Path, tmp_path: Path) -> None:
     def edits_then_loops(request: dict[str, Any]) -> Reply:

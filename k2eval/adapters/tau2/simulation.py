@@ -80,6 +80,9 @@ def user_view(trajectory: list[Message]) -> list[Message]:
 
 def _chat_message(role: str, message: Message) -> Message:
     out: Message = {"role": role, "content": message.get("content") or ""}
+    for key in ("reasoning_content", "reasoning_source"):  # sent back or not by the model client
+        if message.get(key):
+            out[key] = message[key]
     if message.get("tool_calls"):
         out["tool_calls"] = message["tool_calls"]
     return out
@@ -87,6 +90,9 @@ def _chat_message(role: str, message: Message) -> Message:
 
 def _record(completion: Completion, role: str) -> Message:
     message: Message = {"role": role, "content": completion.text}
+    if completion.reasoning:
+        message["reasoning_content"] = completion.reasoning
+        message["reasoning_source"] = completion.reasoning_source or "reasoning_content"
     if completion.tool_calls:
         message["tool_calls"] = [tc.to_message() for tc in completion.tool_calls]
     return message

@@ -137,6 +137,7 @@ class AttemptRunner:
         attempt.ended = time.time()
         attempt.calls = ctx.calls
         attempt.usage = {role: u.to_dict() for role, u in ctx.usage.items()}
+        attempt.toolcalls = ctx.toolcalls
         return attempt
 
     async def score(self, item: Item, attempt: Attempt) -> Score:

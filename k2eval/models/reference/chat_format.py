@@ -8,6 +8,13 @@ tool results are system-class turns named after the tool whose body starts
 Calls come out as `<|tool_calls_section_begin|>` followed by one or more
 `<|tool_call_begin|>functions.NAME:IDX<|tool_call_argument_begin|>{json}<|tool_call_end|>`
 and `<|tool_calls_section_end|>`.
+
+Thinking: K2 Instruct's chat format has no thinking section, so this template never produces
+reasoning of its own. A checkpoint that writes `<think>...</think>` in front of its answer (as
+K2 Thinking-style models do) has that block parsed out of the content exactly as
+`k2eval.models.reasoning.split_think_tags` does for endpoints, and returned as reasoning:
+`reasoning_content` from `k2eval serve`, `Completion.reasoning` from `reference:` models.
+Reasoning in earlier assistant turns is not rendered into the prompt.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k2eval.models.base import Message, ToolCall, ToolSchema
+from k2eval.models.reasoning import split_think_tags
 
 DEFAULT_SYSTEM_PROMPT = "You are Kimi, an AI assistant created by Moonshot AI."
 GENERATION_PROMPT = "<|im_assistant|>assistant<|im_middle|>"
@@ -94,11 +102,22 @@ class ParsedOutput:
     tool_calls: list[ToolCall] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """What was malformed about the tool-call section, if anything."""
+    reasoning: str | None = None
+    """A leading `<think>` block, taken out of `content` (see the module docstring)."""
 
 
-def parse_assistant_output(text: str) -> ParsedOutput:
-    """Split generated text into content and OpenAI-style tool calls. Malformed calls are
-    reported in `errors` (their raw text stays in `content`), never raised."""
+def parse_assistant_output(text: str, tool_calls: bool = True) -> ParsedOutput:
+    """Split generated text into reasoning, content and (with `tool_calls`) OpenAI-style tool
+    calls. Malformed calls are reported in `errors` (their raw text stays in `content`), never
+    raised."""
+    parsed = _parse_calls(text) if tool_calls else ParsedOutput(text)
+    if parsed.content:
+        content, reasoning = split_think_tags(parsed.content)
+        parsed.content, parsed.reasoning = content or None, reasoning or None
+    return parsed
+
+
+def _parse_calls(text: str) -> ParsedOutput:
     start = text.find(SECTION_BEGIN)
     if start < 0:
         return ParsedOutput(text)

@@ -73,6 +73,8 @@ class ReferenceChatModel:
                         calls=1),
             latency=time.monotonic() - started,
             raw={"text": choice.result.text, "tool_call_errors": parsed.errors},
+            reasoning=parsed.reasoning,
+            reasoning_source="think-tags" if parsed.reasoning is not None else None,
         )
 
     def describe(self) -> dict[str, Any]:

@@ -182,8 +182,8 @@ class ReferenceRuntime:
                                       None if options.seed is None else options.seed + i, options.stop)
                     for i in range(options.n)]
         results = await self.scheduler.submit(requests)
-        choices = [ChatChoice(r, parse_assistant_output(r.text) if tools and options.parse_tool_calls
-                              else ParsedOutput(r.text)) for r in results]
+        calls = bool(tools and options.parse_tool_calls)
+        choices = [ChatChoice(r, parse_assistant_output(r.text, calls)) for r in results]
         return len(prompt), choices
 
     def describe(self) -> dict[str, Any]:

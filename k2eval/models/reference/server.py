@@ -64,6 +64,8 @@ def create_app(runtime: ReferenceRuntime, served_name: str) -> web.Application:
         out_choices = []
         for i, choice in enumerate(choices):
             message: dict[str, Any] = {"role": "assistant", "content": choice.parsed.content}
+            if choice.parsed.reasoning is not None:
+                message["reasoning_content"] = choice.parsed.reasoning
             if choice.parsed.tool_calls:
                 message["tool_calls"] = [call.to_message() for call in choice.parsed.tool_calls]
             out_choices.append({"index": i, "message": message, "logprobs": None,
