@@ -188,8 +188,10 @@ class RunDir:
     def _reserve(self) -> None:
         """Set `RESERVE_BYTES` aside (a writer only), so that a full disk still leaves room
         to record in the manifest how the run ended."""
-        with contextlib.suppress(OSError):
+        try:
             (self.path / RESERVE).write_bytes(b"\0" * RESERVE_BYTES)
+        except OSError:  # no room for it: the disk is nearly full already
+            self._release_reserve()
 
     def _release_reserve(self) -> bool:
         """Free the reserve; whether there was one."""
