@@ -71,8 +71,7 @@ class Progress:
         self.enabled = enabled
         self.heartbeat_s = heartbeat_s or heartbeat_seconds()
         self.interval_s = min(10.0, self.heartbeat_s) if interval_s is None else interval_s
-        self._start = self._work_start = time.monotonic()
-        self._last_line = 0.0
+        self._start = self._work_start = self._last_line = time.monotonic()
         self.in_flight = 0
         self.peak_in_flight = 0
         self.live: Callable[[], list[LiveAttempt]] = list
@@ -122,7 +121,7 @@ class Progress:
         now = time.monotonic()
         if self._bar is not None:
             self._bar.set_postfix(self._postfix(), refresh=True)
-        elif now - max(self._last_line, self._start) >= self.heartbeat_s:
+        elif now - self._last_line >= self.heartbeat_s:
             self._write_line(now)
 
     async def ticking(self) -> None:

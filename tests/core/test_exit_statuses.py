@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,29 +72,6 @@ def aime(shared_data: Path) -> Path:
 def run_args(base_url: str, data: Path, out: Path, *extra: str) -> list[str]:
     return ["run", "--task", "aime2025", "--model", "openai:m", "--base-url", base_url,
             "--data", str(data), "--out", str(out), "--no-progress", *extra]
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    """`mount(size, read_only=False)`: a fresh tmpfs of that size (root only), unmounted after."""
-    mounts: list[Path] = []
-
-    def mount(size: str, read_only: bool = False) -> Path:
-        if os.geteuid() != 0:
-            pytest.skip("mounting a small tmpfs needs root")
-        where = tmp_path / f"fs{len(mounts)}"
-        where.mkdir()
-        options = ("ro," if read_only else "") + f"size={size}"
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-        mounts.append(where)
-        return where
-
-    yield mount
-    for where in reversed(mounts):
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 # --- signals ---------------------------------------------------------------------------------

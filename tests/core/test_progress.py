@@ -114,7 +114,8 @@ def test_a_slow_run_off_a_terminal_prints_in_flight_lines_before_any_attempt_fin
          "--k", "1", "--limit", "3", "--out", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    lines = [x for x in proc.stderr.splitlines() if x.startswith("[aime2025] 0/3")]
+    lines = [x for x in proc.stderr.splitlines()
+             if x.startswith("[aime2025] 0/3") and "in flight" in x]
     assert lines, proc.stderr
     assert all(re.search(r"in flight: 3 \(calls=0 steps=0 tokens=0, oldest \d+s\)$", x)
                for x in lines), lines
@@ -160,3 +161,17 @@ async def test_the_local_runner_publishes_calls_steps_and_tokens_of_attempts_in_
     assert runner.live() == []
     assert runner.models is not None
     await runner.models.aclose()
+
+
+def test_on_a_terminal_the_bar_shows_the_attempts_in_flight_on_each_tick() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    bar = Progress(4, "tau2-retail", stream=out)
+    bar.attempt_started()
+    bar.live = lambda: [LiveAttempt("a", 0, 12.0, 3, 2, 700)]
+    bar.tick()
+    bar.close()
+    assert "in flight=1 (calls=3 steps=2 tokens=700, oldest 12s)" in out.getvalue()

@@ -4,9 +4,7 @@ offset, whole lines only after a failed write, and a reserve for the last manife
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,22 +74,9 @@ def test_new_scores_replace_the_old_ones_only_when_all_are_written(tmp_path: Pat
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-@pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs (root only), unmounted after the test."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    where = tmp_path / "fs"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def test_a_full_disk_leaves_whole_lines_and_room_for_the_manifest(tiny_fs: Path) -> None:
+def test_a_full_disk_leaves_whole_lines_and_room_for_the_manifest(
+        small_fs: Callable[..., Path]) -> None:
+    tiny_fs = small_fs("256k")
     run = RunDir.create(tiny_fs / "r", {"run_id": "r", "config": {}, "status": "running"})
     assert (tiny_fs / "r" / RESERVE).exists()
     big = Attempt("x", 0, messages=[{"role": "assistant", "content": "y" * 3000}])
