@@ -7,7 +7,11 @@ earlier run, or a night or run named with --baseline. Relative `data` paths are 
 suite file. A group task (tau2) runs as its member tasks, one series each.
 
 A run that failed (nothing graded) or never finished gets a "failed" verdict naming its cause
-and is not indexed: it has no score to serve as anyone's baseline. `reindex` rebuilds the index
+and is not indexed: it has no score to serve as anyone's baseline. Whatever ends a run (an
+endpoint error, a full disk, a bug), the night goes on and its pages are written; a stop
+signal (SIGTERM, SIGHUP, Ctrl-C) ends the night early: the run in progress and those not
+started are "failed", the pages are still written, and the exit status is 128 + the signal
+unless a task regressed (exit status 1 is only ever a regression). `reindex` rebuilds the index
 aside and swaps it in when complete, skipping (and naming) such run directories.
 """
 
@@ -31,6 +35,7 @@ from k2eval.errors import (
     EXIT_INCOMPLETE,
     EXIT_REGRESSION,
     Interrupted,
+    K2EvalError,
     StorageError,
     UserError,
 )
@@ -439,7 +444,9 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
                 interrupted = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
                 verdicts.append(_failed(night_doc, entry, f"{interrupted} while it ran"))
             except Exception as exc:  # whatever happens to one run, the night's pages are written
-                verdicts.append(_failed(night_doc, entry, f"{type(exc).__name__}: {exc}"))
+                cause = f"{type(exc).__name__}: {exc}"
+                note = str(exc) if isinstance(exc, K2EvalError) else cause
+                verdicts.append(_failed(night_doc, entry, note, error=cause))
             with contextlib.suppress(StorageError):
                 write_json_atomic(night_dir / NIGHT_FILE, night_doc)
 
