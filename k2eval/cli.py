@@ -43,6 +43,10 @@ EPILOG = textwrap.dedent("""\
       k2eval report runs/* --format md
 
     Run directories hold manifest.json, attempts.jsonl, scores.jsonl and summary.json.
+
+    exit status: 0 finished, 2 bad input, 3 incomplete (resume it), 4 stopped by the endpoint,
+    5 output cannot be written (disk full, read-only), 6 infrastructure, 70 internal error,
+    128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM); 1 is only nightly's "regression".
     """)
 
 # Modules that add their own subcommands through `register(subparsers)`, by command name.
