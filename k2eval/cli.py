@@ -410,11 +410,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     RUN_DIR.clear()
-    from k2eval.engine.signals import install_process_handlers
+    from k2eval.engine.signals import stop_signals_raise
 
-    install_process_handlers()
     try:
-        return int(args.func(args) or 0)
+        with stop_signals_raise():
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,6 +1,6 @@
 """Stop signals: SIGTERM and SIGHUP end a command as cleanly as Ctrl-C does.
 
-Outside a run's event loop (`install_process_handlers`) a stop signal raises `Interrupted` in
+Outside a run's event loop (`stop_signals_raise`, for a whole command) a stop signal raises `Interrupted` in
 the main thread, which the CLI prints as one line with exit status 128 + the signal number.
 While a run's event loop works (`cancel_on_stop_signals`) it cancels the run's task instead, so
 that the engine closes its models and sandboxes, records "interrupted" and the signal in the
@@ -22,15 +22,16 @@ from k2eval.errors import Interrupted
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def _raise_interrupted(signum: int, frame: Any) -> None:
+def _raise_interrupted(signum: int) -> None:
     raise Interrupted(signum)
 
 
-def install_process_handlers() -> None:
-    """Make SIGTERM and SIGHUP raise `Interrupted` (main thread only; elsewhere a no-op)."""
-    for sig in STOP_SIGNALS:
-        with contextlib.suppress(ValueError, OSError):
-            signal.signal(sig, _raise_interrupted)
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise `Interrupted` (main thread only;
+    elsewhere a no-op)."""
+    with _handling(_raise_interrupted):
+        yield
 
 
 @contextlib.contextmanager
