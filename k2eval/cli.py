@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import importlib
 import json
+import signal
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from k2eval.errors import K2EvalError, RunFatalError, UserError
+from k2eval.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INCOMPLETE,
+    EXIT_INFRA,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_SIGNAL_BASE,
+    EXIT_STOPPED,
+    EXIT_STORAGE,
+    Interrupted,
+    K2EvalError,
+    RunFatalError,
+    StorageError,
+    UserError,
+)
 
 RUN_DIR: list[Path] = []
 """The run directory the current command writes, named by the Ctrl-C and run-stopped messages."""
@@ -27,6 +43,10 @@ EPILOG = textwrap.dedent("""\
       k2eval report runs/* --format md
 
     Run directories hold manifest.json, attempts.jsonl, scores.jsonl and summary.json.
+
+    exit status: 0 finished, 2 bad input, 3 incomplete (resume it), 4 stopped by the endpoint,
+    5 output cannot be written (disk full, read-only), 6 infrastructure, 70 internal error,
+    128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM); 1 is only nightly's "regression".
     """)
 
 # Modules that add their own subcommands through `register(subparsers)`, by command name.
@@ -224,15 +244,17 @@ def _print_summary(summary: dict[str, Any], path: Path) -> int:
         print(f"warning: the run is incomplete ({summary['n_errors']} attempt errors, "
               f"{summary.get('n_score_errors', 0)} grading errors); the score covers only the "
               f"finished attempts. Retry them with: k2eval resume {path}", file=sys.stderr)
-        return 3
-    return 0
+        return EXIT_INCOMPLETE
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from k2eval.engine.runner import new_run_id, run_async
     from k2eval.spec import load_task
+    from k2eval.store.rundir import check_writable
 
     task = load_task(args.task)
+    check_writable(Path(args.out))
     argv = _redacted_argv()
     if task.members:
         return _run_group(args, task, argv)
@@ -376,39 +398,91 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _resume_hint(when: str = "") -> str:
+    """'; finished attempts are saved: continue with `k2eval resume DIR`' + `when`, when the
+    command wrote a run directory."""
+    if RUN_DIR and (RUN_DIR[-1] / "manifest.json").exists():
+        return (f"; finished attempts are saved: continue with `k2eval resume {RUN_DIR[-1]}`"
+                f"{when}")
+    return ""
+
+
+def _after_bar() -> str:
+    """A line break that ends a progress bar cut off mid-line (terminals only)."""
+    return "\n" if sys.stderr.isatty() else ""
+
+
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _internal_error(exc: BaseException) -> int:
+    """An unexpected exception (a bug): one line, the traceback kept in a file."""
+    import tempfile
+    import traceback
+
+    where = ""
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="k2eval-crash-", suffix=".txt",
+                                         delete=False) as fh:
+            fh.write(" ".join(sys.argv) + "\n\n" + traceback.format_exc())
+        where = f"; traceback in {fh.name}"
+    except OSError:
+        pass
+    first = (str(exc).strip().splitlines() or [""])[0]
+    print(f"internal error (please report it): {type(exc).__name__}: {first}{where}"
+          f"{_resume_hint()}", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure ends in one line on stderr and its own exit status
+    (`k2eval.errors.EXIT_*`, listed in the README)."""
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_BAD_INPUT
     RUN_DIR.clear()
+    from k2eval.engine.signals import stop_signals_raise
+
     try:
-        return int(args.func(args) or 0)
+        with stop_signals_raise():
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except RunFatalError as exc:
         where = f"`k2eval resume {RUN_DIR[-1]}`" if RUN_DIR else "`k2eval resume` on the run"
         print(f"error: {exc}; finished attempts are saved: continue with {where}", file=sys.stderr)
-        return 4
+        return EXIT_STOPPED
+    except StorageError as exc:
+        print(f"error: {exc}{_resume_hint(' once it can be written')}", file=sys.stderr)
+        return EXIT_STORAGE
+    except Interrupted as exc:
+        print(f"{_after_bar()}{exc}{_resume_hint()}", file=sys.stderr)
+        return exc.exit_status
     except K2EvalError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_INFRA
     except BrokenPipeError:  # output piped into `head` and the like
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     except KeyboardInterrupt:
-        if RUN_DIR and (RUN_DIR[-1] / "manifest.json").exists():
-            print(f"\ninterrupted: finished attempts are saved; continue with "
-                  f"`k2eval resume {RUN_DIR[-1]}`", file=sys.stderr)
-        else:
-            print("\ninterrupted", file=sys.stderr)
-        return 130
+        print(f"{_after_bar()}interrupted{_resume_hint()}", file=sys.stderr)
+        return EXIT_SIGNAL_BASE + signal.SIGINT
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            return _internal_error(exc)
+        what = f"cannot write {exc.filename}" if exc.filename else "cannot write"
+        print(f"error: {what} ({exc.strerror}){_resume_hint(' once it can be written')}",
+              file=sys.stderr)
+        return EXIT_STORAGE
+    except Exception as exc:
+        return _internal_error(exc)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,31 @@
-"""Error types. `UserError` and its subclasses are printed by the CLI as one line, no traceback."""
+"""Error types and the exit statuses the CLI maps them to.
+
+Every error k2eval raises on purpose is printed by the CLI as one line, no traceback, and ends
+the command with its own exit status (`EXIT_*`, listed in the README). Exit status 1 is only
+ever the nightly's "a task regressed".
+"""
 
 from __future__ import annotations
+
+import signal as _signal
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+"""`nightly` only: a task regressed significantly."""
+EXIT_BAD_INPUT = 2
+"""Bad flags, files or environment; a run directory in use by another command."""
+EXIT_INCOMPLETE = 3
+"""The run finished with errored or ungraded attempts (`nightly`: a run failed)."""
+EXIT_STOPPED = 4
+"""The endpoint cannot serve the run (`RunFatalError`): stopped, resumable."""
+EXIT_STORAGE = 5
+"""Output cannot be written: disk full, read-only or not permitted (`StorageError`)."""
+EXIT_INFRA = 6
+"""The infrastructure failed (sandbox engine, Ray cluster) or another k2eval error."""
+EXIT_INTERNAL = 70
+"""An unexpected exception (a bug): one line, the traceback saved to a file."""
+EXIT_SIGNAL_BASE = 128
+"""A run stopped by a signal exits 128 + its number: 129 SIGHUP, 130 Ctrl-C, 143 SIGTERM."""
 
 
 class K2EvalError(Exception):
@@ -71,6 +96,32 @@ class AuthenticationFailed(RunFatalError):
 
 class EndpointRefused(RunFatalError):
     """Consecutive calls ran out of tries on 429/503: the endpoint keeps refusing the run."""
+
+
+class StorageError(K2EvalError):
+    """A file k2eval must write cannot be written: disk full, read-only file system, no
+    permission. The message names the file and the cause; the run can be resumed later."""
+
+
+class Interrupted(K2EvalError):
+    """The command was stopped by a signal (SIGTERM, SIGHUP); finished attempts are saved."""
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        self.signum = signum
+        self.signal_name = signal_name(signum)
+        super().__init__(message or f"interrupted by {self.signal_name}")
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_SIGNAL_BASE + self.signum
+
+
+def signal_name(signum: int) -> str:
+    """'SIGTERM' for 15 (the number as text when unknown)."""
+    try:
+        return _signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 class EndpointUnreachable(UserError):

@@ -45,6 +45,32 @@ ServerFactory = Callable[..., FakeOpenAIServer]
 
 
 @pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """`small_fs(size, read_only=False)`: a fresh tmpfs of that size ("200k") for disk-full and
+    read-only cases, unmounted after the test. Mounting needs root: skipped otherwise."""
+    import subprocess
+
+    mounts: list[Path] = []
+
+    def mount(size: str, read_only: bool = False) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root")
+        where = tmp_path / f"fs{len(mounts)}"
+        where.mkdir()
+        options = ("ro," if read_only else "") + f"size={size}"
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounts):
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
 def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerFactory]:
     """Start scripted OpenAI-compatible servers on loopback (real HTTP, background thread).
 

@@ -198,6 +198,11 @@ class Adapter(ABC):
         """Override the headline score when the benchmark defines its own formula."""
         return None
 
+    def needs_user_model_for(self, items: list[Item]) -> bool:
+        """Whether solving `items` needs a user simulator (default: `needs_user_model`), so
+        that a run of items that need none does not ask for `--user-model`."""
+        return self.needs_user_model
+
     async def setup(self, config: RunConfig) -> None:  # noqa: B027 - optional hook
         """Prepare once per run (build images, check prerequisites)."""
 

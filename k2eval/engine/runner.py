@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,7 +29,16 @@ from k2eval.adapters.base import Adapter, get_adapter
 from k2eval.engine.executors import Executor, WorkPlan, make_executor
 from k2eval.engine.executors.attempts import RunModels
 from k2eval.engine.progress import Progress, node_label
-from k2eval.errors import RunDirError, RunFatalError, UserError
+from k2eval.engine.signals import cancel_on_stop_signals
+from k2eval.errors import (
+    Interrupted,
+    K2EvalError,
+    RunDirError,
+    RunFatalError,
+    StorageError,
+    UserError,
+    signal_name,
+)
 from k2eval.records import Attempt, Item, Score, Usage
 from k2eval.scoring import group_by_item, metric_label, pass_at_ks, summarize_metric
 from k2eval.scoring.toolcalls import sum_counts
@@ -173,13 +183,14 @@ class Engine:
         self.executor = executor or make_executor("local")
 
     @contextlib.asynccontextmanager
-    async def _session(self, *, n_solve: int, n_score: int, label: str,
-                       setup: bool) -> AsyncIterator[Progress]:
-        """The setup and teardown `execute` and `rescore` share: models, executor, preflight
-        (only when attempts are solved), the adapter's conditions, the progress bar."""
+    async def _session(self, *, n_solve: int, n_score: int, label: str, setup: bool,
+                       solving: list[Item] | None = None) -> AsyncIterator[Progress]:
+        """The setup and teardown `execute` and `rescore` share: models (those the items in
+        `solving` need), executor, preflight (only when attempts are solved), the adapter's
+        conditions, the progress bar."""
         config, adapter = self.config, self.adapter
         needs_models = n_solve > 0 or (adapter.needs_judge_model and n_score > 0)
-        models = RunModels(config, adapter) if needs_models else None
+        models = RunModels(config, adapter, solving) if needs_models else None
         progress = Progress(n_solve + n_score, label, enabled=self.progress_enabled)
         for retrying in models.retrying if models else ():
             retrying.notify = progress.note
@@ -196,7 +207,13 @@ class Engine:
             if setup:
                 await adapter.setup(config)
             self._record_conditions()
-            yield progress
+            progress.live = self.executor.live
+            progress.begin()
+            ticker = asyncio.create_task(progress.ticking())
+            try:
+                yield progress
+            finally:
+                ticker.cancel()
         finally:
             progress.close()
             await self.executor.aclose()
@@ -215,7 +232,8 @@ class Engine:
                     and key[1] < config.task.k
                     and (key not in scores or scores[key].status != "ok")]
         async with self._session(n_solve=len(todo), n_score=len(to_score),
-                                 label=config.task.name, setup=True) as progress:
+                                 label=config.task.name, setup=True,
+                                 solving=[it for it, _ in todo]) as progress:
             await self._pipeline(by_id, todo, to_score, attempts, scores, progress)
         return self._finish(items, attempts, scores)
 
@@ -238,7 +256,11 @@ class Engine:
                     item, index = work.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                attempt = await executor.solve(item, index)
+                progress.attempt_started()
+                try:
+                    attempt = await executor.solve(item, index)
+                finally:
+                    progress.attempt_ended()
                 rundir.append_attempt(attempt)
                 attempts[(item.id, index)] = attempt
                 if attempt.status == "ok":
@@ -271,25 +293,45 @@ class Engine:
                 t.cancel()
 
     async def rescore(self, items: list[Item]) -> dict[str, Any]:
-        """Regrade every solved attempt (no model calls); see `rescore_async`."""
+        """Regrade every solved attempt (no model calls); see `rescore_async`. The journal is
+        streamed: an attempt is read when a grading slot is free and its transcript dropped
+        once graded, so memory stays bounded by the slots, not the journal's size."""
         config, rundir = self.config, self.rundir
         by_id = {it.id: it for it in items}
-        attempts = rundir.attempts()
-        todo = [a for key, a in attempts.items()
-                if a.status == "ok" and a.item_id in by_id and key[1] < config.task.k]
-        async with self._session(n_solve=0, n_score=len(todo), label=f"rescore {config.task.name}",
+        index = rundir.attempt_index()
+        n_todo = sum(1 for (item_id, i), (_, status) in index.items()
+                     if status == "ok" and item_id in by_id and i < config.task.k)
+        attempts: dict[tuple[str, int], Attempt] = {}  # without transcripts, for the summary
+        scores: dict[tuple[str, int], Score] = {}
+        async with self._session(n_solve=0, n_score=n_todo, label=f"rescore {config.task.name}",
                                  setup=False) as progress:
             gate = asyncio.Semaphore(max(1, self.executor.score_slots))
+            pending: set[asyncio.Task[None]] = set()
+            with rundir.scores_writer() as write:
 
-            async def one(a: Attempt) -> Score:
-                async with gate:
-                    s = await self.executor.score(by_id[a.item_id], a)
-                progress.update(errors=int(s.status != "ok"), node=node_label(a.worker))
-                return s
+                async def one(a: Attempt) -> None:
+                    try:
+                        s = await self.executor.score(by_id[a.item_id], a)
+                    finally:
+                        gate.release()
+                    write(s)
+                    scores[(s.item_id, s.index)] = s
+                    progress.update(errors=int(s.status != "ok"), node=node_label(a.worker))
 
-            new_scores = await asyncio.gather(*(one(a) for a in todo))
-            rundir.rewrite_scores(list(new_scores))
-        return self._finish(items, attempts, {(s.item_id, s.index): s for s in new_scores})
+                try:
+                    for a in rundir.attempts_at(offset for offset, _ in index.values()):
+                        attempts[(a.item_id, a.index)] = dataclasses.replace(a, messages=[],
+                                                                             calls=[])
+                        if a.status == "ok" and a.item_id in by_id and a.index < config.task.k:
+                            await gate.acquire()
+                            task = asyncio.create_task(one(a))
+                            pending.add(task)
+                            task.add_done_callback(pending.discard)
+                    await asyncio.gather(*pending)
+                finally:
+                    for task in pending:
+                        task.cancel()
+        return self._finish(items, attempts, scores)
 
     def _record_conditions(self) -> None:
         self.manifest["conditions"] = self.adapter.conditions(self.config)
@@ -311,30 +353,38 @@ class Engine:
         return summary
 
 
-def _install_signal_handlers(task: asyncio.Task[Any]) -> None:
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+def _ended(engine: Engine, status: str, **fields: Any) -> None:
+    """Record in the manifest how the run ended, if it can still be written."""
+    engine.manifest.update(status=status, ended=time.time(), **fields)
+    with contextlib.suppress(StorageError):
+        engine.rundir.write_manifest(engine.manifest)
 
 
 async def _drive(engine: Engine, items: list[Item], *, rescore: bool = False) -> dict[str, Any]:
-    current = asyncio.current_task()
-    if current is not None:
-        _install_signal_handlers(current)
-    try:
-        return await (engine.rescore(items) if rescore else engine.execute(items))
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        if not rescore:
-            engine.manifest["status"] = "interrupted"
-            engine.rundir.write_manifest(engine.manifest)
-        raise
-    except RunFatalError as exc:
-        engine.manifest.update(status="stopped", ended=time.time(), error=str(exc))
-        engine.rundir.write_manifest(engine.manifest)
-        raise
-    finally:
-        engine.rundir.close()
-        await _cleanup_sandboxes()
+    """Run the engine, recording in the manifest how the run ended when it did not finish:
+    "interrupted" (with the signal), "stopped" (run-fatal endpoint error) or "failed" (with
+    the error). A failed rescore leaves the manifest as it was (the old scores stand)."""
+    with cancel_on_stop_signals(asyncio.current_task()) as received:
+        try:
+            return await (engine.rescore(items) if rescore else engine.execute(items))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            if not rescore:
+                _ended(engine, "interrupted", signal=signal_name(received[0] if received
+                                                                 else signal.SIGINT))
+            if received:
+                raise Interrupted(received[0]) from None
+            raise
+        except RunFatalError as exc:
+            _ended(engine, "stopped", error=str(exc))
+            raise
+        except Exception as exc:
+            if not rescore:
+                cause = str(exc) if isinstance(exc, K2EvalError) else f"{type(exc).__name__}: {exc}"
+                _ended(engine, "failed", error=cause)
+            raise
+        finally:
+            engine.rundir.close()
+            await _cleanup_sandboxes()
 
 
 async def _cleanup_sandboxes() -> None:

@@ -84,8 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = _add(sub, "nightly", help="run a suite, record history, report regressions",
              description="Run a suite (YAML list of task + model + overrides), index every run in "
                          "the history database, compare each with its baseline and write "
-                         "regression.html / regression.md. Exit status: 0 no regression, 1 a "
-                         "significant regression, 3 a run failed or is incomplete, 2 bad input.",
+                         "regression.html / regression.md, whatever happened to the runs. Exit status: "
+                         "0 no regression, 1 a significant regression, 2 bad input, 3 a run "
+                         "failed or is incomplete, 5 the pages cannot be written, 128+N the "
+                         "night was stopped by signal N (after writing its pages).",
              epilog=SUITE_EXAMPLE)
     if p is None:
         return
@@ -261,6 +263,9 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     regressed = result.by_status("regressed")
     if regressed:
         print(f"REGRESSION in {', '.join(v.slot for v in regressed)}", file=sys.stderr)
+    if result.interrupted is not None:
+        print(f"the night was {result.interrupted}: runs not done are marked failed",
+              file=sys.stderr)
     return result.exit_code
 
 

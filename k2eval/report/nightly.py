@@ -7,15 +7,21 @@ earlier run, or a night or run named with --baseline. Relative `data` paths are 
 suite file. A group task (tau2) runs as its member tasks, one series each.
 
 A run that failed (nothing graded) or never finished gets a "failed" verdict naming its cause
-and is not indexed: it has no score to serve as anyone's baseline. `reindex` rebuilds the index
+and is not indexed: it has no score to serve as anyone's baseline. Whatever ends a run (an
+endpoint error, a full disk, a bug), the night goes on and its pages are written; a stop
+signal (SIGTERM, SIGHUP, Ctrl-C) ends the night early: the run in progress and those not
+started are "failed", the pages are still written, and the exit status is 128 + the signal
+unless a task regressed (exit status 1 is only ever a regression). `reindex` rebuilds the index
 aside and swaps it in when complete, skipping (and naming) such run directories.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +30,15 @@ from typing import Any
 
 import yaml
 
-from k2eval.errors import K2EvalError, UserError
+from k2eval.engine.signals import recording_stop_signals
+from k2eval.errors import (
+    EXIT_INCOMPLETE,
+    EXIT_REGRESSION,
+    Interrupted,
+    K2EvalError,
+    StorageError,
+    UserError,
+)
 from k2eval.report import charts
 from k2eval.report.render import render
 from k2eval.report.runs import DamagedRun, RunView, diff_protocols, find_run_dirs
@@ -32,11 +46,9 @@ from k2eval.scoring import ci95
 from k2eval.scoring.paired import PairedResult, paired_compare
 from k2eval.spec import RunConfig
 from k2eval.store.history import HistoryStore, IndexWriter, NightRow, RunRow
-from k2eval.store.rundir import write_json_atomic
+from k2eval.store.rundir import check_writable, write_json_atomic
 
 NIGHT_FILE = "night.json"
-EXIT_REGRESSION = 1
-EXIT_RUN_FAILED = 3
 
 Runner = Callable[[RunConfig, Path], Path]
 
@@ -335,16 +347,22 @@ class NightResult:
     baseline: str
     thresholds: Thresholds
     verdicts: list[Verdict]
+    interrupted: Interrupted | None = None
+    """The signal that stopped the night before every run was done (the rest are "failed")."""
 
     def by_status(self, status: str) -> list[Verdict]:
         return [v for v in self.verdicts if v.status == status]
 
     @property
     def exit_code(self) -> int:
+        """1 for a regression (even on a night cut short), else 128 + the signal that stopped
+        the night, else 3 when a run failed or is incomplete, else 0."""
         if self.by_status("regressed"):
             return EXIT_REGRESSION
+        if self.interrupted is not None:
+            return self.interrupted.exit_status
         if self.by_status("failed") or any(v.run and not v.run.complete for v in self.verdicts):
-            return EXIT_RUN_FAILED
+            return EXIT_INCOMPLETE
         return 0
 
 
@@ -398,6 +416,7 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
     thresholds = thresholds or Thresholds()
     runner = runner or _default_runner
     out = Path(out)
+    check_writable(out)
     night_id = _night_id(out)
     night_dir = out / night_id
     night_dir.mkdir(parents=True)
@@ -409,47 +428,73 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
     write_json_atomic(night_dir / NIGHT_FILE, night_doc)
 
     verdicts: list[Verdict] = []
-    for entry, config in zip(suite.entries, configs, strict=True):
-        log(f"[{night_id}] {entry.slot}: running")
-        record: dict[str, Any] = {"slot": entry.slot, "task": entry.task, "model": entry.model}
-        try:
-            view = RunView.load(runner(config, night_dir))
-        except K2EvalError as exc:
-            view, note = None, str(exc)
-            record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        if view is not None and not view.usable:
-            note = view.status_text + ("" if view.still_running else
-                                       f"; continue it with `k2eval resume {view.path}`")
-            record.update(status="failed", error=view.status_text, run_id=view.run_id,
-                          run_dir=view.path.name)
-        if view is None or not view.usable:
-            verdicts.append(Verdict(entry.slot, entry.task, entry.model, "failed", note))
-            night_doc["runs"].append(record)
-            write_json_atomic(night_dir / NIGHT_FILE, night_doc)
-            continue
-        row = index_run(store, view, night_id, entry.slot)
-        record.update(status="ok", run_id=row.run_id, run_dir=view.path.name)
-        night_doc["runs"].append(record)
+    interrupted: Interrupted | None = None
+    with recording_stop_signals() as stops:  # a signal stops the night, never its pages
+        for entry, config in zip(suite.entries, configs, strict=True):
+            if interrupted is None and stops:
+                interrupted = Interrupted(stops[0])
+            if interrupted is not None:
+                verdicts.append(_failed(night_doc, entry, f"not run: the night was {interrupted}"))
+                continue
+            log(f"[{night_id}] {entry.slot}: running")
+            try:
+                verdicts.append(_run_entry(entry, config, runner, store, night_dir, night_doc,
+                                           baseline, started, thresholds))
+            except (Interrupted, KeyboardInterrupt) as exc:
+                interrupted = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+                verdicts.append(_failed(night_doc, entry, f"{interrupted} while it ran"))
+            except Exception as exc:  # whatever happens to one run, the night's pages are written
+                cause = f"{type(exc).__name__}: {exc}"
+                note = str(exc) if isinstance(exc, K2EvalError) else cause
+                verdicts.append(_failed(night_doc, entry, note, error=cause))
+            with contextlib.suppress(StorageError):
+                write_json_atomic(night_dir / NIGHT_FILE, night_doc)
+
+        if interrupted is None and stops:
+            interrupted = Interrupted(stops[0])
+        verdicts.extend(group_verdicts(suite.entries, verdicts, store, thresholds))
+        result = NightResult(night_id, night_dir, suite, baseline, thresholds, verdicts,
+                             interrupted)
+        night_doc.update(ended=time.time(), exit_code=result.exit_code,
+                         verdicts={v.slot: v.status for v in verdicts})
+        if interrupted is not None:
+            night_doc["interrupted"] = interrupted.signal_name
         write_json_atomic(night_dir / NIGHT_FILE, night_doc)
-        base, note = _resolve_baseline(store, baseline, entry, started)
-        verdict = Verdict(entry.slot, entry.task, view.model, "no-baseline", note, row, base)
-        if base is not None:
-            judge(verdict, store, thresholds)
-        if not row.complete:
-            verdict.note += f"; {view.status_text}: k2eval resume {view.path}"
-        verdict.trend = store.series(entry.slot)
-        verdicts.append(verdict)
+        write_reports(result)
+        from k2eval.report.dashboard import write_dashboard
 
-    verdicts.extend(group_verdicts(suite.entries, verdicts, store, thresholds))
-    result = NightResult(night_id, night_dir, suite, baseline, thresholds, verdicts)
-    night_doc.update(ended=time.time(), exit_code=result.exit_code,
-                     verdicts={v.slot: v.status for v in verdicts})
-    write_json_atomic(night_dir / NIGHT_FILE, night_doc)
-    write_reports(result)
-    from k2eval.report.dashboard import write_dashboard
-
-    write_dashboard(store, out / "dashboard", thresholds=thresholds)
+        write_dashboard(store, out / "dashboard", thresholds=thresholds)
     return result
+
+
+def _run_entry(entry: SuiteEntry, config: RunConfig, runner: Runner, store: HistoryStore,
+               night_dir: Path, night_doc: dict[str, Any], baseline: str, started: float,
+               thresholds: Thresholds) -> Verdict:
+    """Run one entry of the suite, index it and judge it against its baseline."""
+    view = RunView.load(runner(config, night_dir))
+    if not view.usable:
+        note = view.status_text + ("" if view.still_running else
+                                   f"; continue it with `k2eval resume {view.path}`")
+        return _failed(night_doc, entry, note, error=view.status_text, run_id=view.run_id,
+                       run_dir=view.path.name)
+    row = index_run(store, view, night_doc["night_id"], entry.slot)
+    night_doc["runs"].append({"slot": entry.slot, "task": entry.task, "model": entry.model,
+                              "status": "ok", "run_id": row.run_id, "run_dir": view.path.name})
+    base, note = _resolve_baseline(store, baseline, entry, started)
+    verdict = Verdict(entry.slot, entry.task, view.model, "no-baseline", note, row, base)
+    if base is not None:
+        judge(verdict, store, thresholds)
+    if not row.complete:
+        verdict.note += f"; {view.status_text}: k2eval resume {view.path}"
+    verdict.trend = store.series(entry.slot)
+    return verdict
+
+
+def _failed(night_doc: dict[str, Any], entry: SuiteEntry, note: str, **record: Any) -> Verdict:
+    """A "failed" verdict for `entry`, recorded in the night's document with its cause."""
+    night_doc["runs"].append({"slot": entry.slot, "task": entry.task, "model": entry.model,
+                              "status": "failed", "error": record.pop("error", note), **record})
+    return Verdict(entry.slot, entry.task, entry.model, "failed", note)
 
 
 # --- reports --------------------------------------------------------------------------------

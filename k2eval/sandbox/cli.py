@@ -6,6 +6,7 @@ import argparse
 
 import docker.errors
 
+from k2eval.errors import EXIT_INFRA
 from k2eval.sandbox.client import ensure_docker
 
 
@@ -47,7 +48,7 @@ def _doctor(args: argparse.Namespace) -> int:
     checks = run_checks()
     for check in checks:
         print(check.line())
-    return 0 if all(check.ok for check in checks) else 1
+    return 0 if all(check.ok for check in checks) else EXIT_INFRA
 
 
 def _gc(args: argparse.Namespace) -> int:

@@ -231,10 +231,16 @@ async def test_a_user_that_never_ends_hits_the_turn_limit(
     assert score.value == 0.0 and attempt.output["state"] == []
 
 
-async def test_agent_multi_turn_needs_a_user_model() -> None:
-    spec = task()
-    config = RunConfig(task=spec, model=ModelSpec("openai:agent"))
+def test_only_selected_agent_multi_turn_items_need_a_user_model() -> None:
+    from k2eval.engine.executors.attempts import check_model_flags
+
+    adapter = AceBenchAdapter()
+    multi_turn = Item("m", {"category": "agent_multi_turn"})
+    multi_step = Item("s", {"category": "agent_multi_step"})
+    normal = Item("n", {"category": "normal_atom_bool"})
+    assert adapter.needs_user_model_for([normal, multi_turn])
+    assert not adapter.needs_user_model_for([normal, multi_step])
+    config = RunConfig(task=task(), model=ModelSpec("openai:agent"))
     with pytest.raises(ConfigError, match="--user-model"):
-        await AceBenchAdapter().setup(config)
-    await AceBenchAdapter().setup(RunConfig(task=task(categories="normal,special"),
-                                            model=ModelSpec("openai:agent")))
+        check_model_flags(config, adapter, [normal, multi_turn])
+    check_model_flags(config, adapter, [normal, multi_step])

@@ -206,7 +206,6 @@ def test_a_reindex_that_fails_midway_leaves_the_old_index_intact(
     else:
         monkeypatch.setattr(nightly_module, "index_run",
                             _fail_on_second_run(nightly_module.index_run))
-        with pytest.raises(OSError, match="No space left"):
-            main(args)
+        assert main(args) == 5  # disk full: one line, its own exit status
     assert _index(db) == before
     assert not list(tmp_path.glob(".h.db.rebuild-*"))

@@ -175,11 +175,9 @@ class AceBenchAdapter(Adapter):
                               f"prompt_version={version}: pass --option prompt_version={release}")
         return items
 
-    async def setup(self, config: RunConfig) -> None:
-        chosen = select_categories(config.task.option("categories", "all"))
-        if "agent_multi_turn" in chosen and config.user_model is None:
-            raise ConfigError(f"task {config.task.name}: agent_multi_turn needs a user simulator: "
-                              "pass --user-model (or set categories to exclude it)")
+    def needs_user_model_for(self, items: list[Item]) -> bool:
+        """Only agent_multi_turn items talk to a user simulator."""
+        return any(it.data.get("category") == "agent_multi_turn" for it in items)
 
     def conditions(self, config: RunConfig) -> dict[str, Any]:
         version = prompt_version(config.task)

@@ -16,6 +16,7 @@ from typing import Any
 
 from k2eval.adapters.base import Adapter, AttemptContext, ScoreContext
 from k2eval.engine.outcomes import CONTEXT_OVERFLOW, record_context_overflow
+from k2eval.engine.progress import LiveAttempt
 from k2eval.engine.retry import RetryingChatModel, RetryPolicy
 from k2eval.engine.sandboxes import SandboxProvider
 from k2eval.errors import (
@@ -39,8 +40,9 @@ class RunModels:
 
     Building them makes no model call; `preflight` does."""
 
-    def __init__(self, config: RunConfig, adapter: Adapter) -> None:
-        check_model_flags(config, adapter)
+    def __init__(self, config: RunConfig, adapter: Adapter,
+                 items: list[Item] | None = None) -> None:
+        check_model_flags(config, adapter, items)
         self.config = config
         self.retrying: list[RetryingChatModel] = []
         """The retry layers, whose waits the progress line announces."""
@@ -76,8 +78,11 @@ class RunModels:
                 await m.aclose()
 
 
-def check_model_flags(config: RunConfig, adapter: Adapter) -> None:
-    for needed, spec, flag in ((adapter.needs_user_model, config.user_model, "--user-model"),
+def check_model_flags(config: RunConfig, adapter: Adapter, items: list[Item] | None = None) -> None:
+    """The models the adapter needs are given; with `items` (those to solve), the user
+    simulator only when one of them needs it."""
+    needs_user = adapter.needs_user_model if items is None else adapter.needs_user_model_for(items)
+    for needed, spec, flag in ((needs_user, config.user_model, "--user-model"),
                                (adapter.needs_judge_model, config.judge_model, "--judge-model")):
         if needed and spec is None:
             raise ConfigError(f"task {config.task.name} needs {flag} (e.g. {flag} openai:gpt-4.1)")
@@ -104,6 +109,7 @@ class AttemptRunner:
         self.sandboxes = SandboxProvider(limit=sandbox_limit, run_id=run_id,
                                          purpose=sandbox_purpose or config.task.name) \
             if sandbox_limit is not None and adapter.needs_sandbox else None
+        self._in_flight: dict[int, AttemptContext] = {}
         self.score_context = ScoreContext(config=config,
                                           judge_model=models.judge if models else None,
                                           sandbox_factory=self.sandboxes)
@@ -115,6 +121,7 @@ class AttemptRunner:
                              user_model=models.user, judge_model=models.judge,
                              sandbox_factory=self.sandboxes)
         attempt = Attempt(item_id=item.id, index=index, started=time.time(), worker=self.worker)
+        self._in_flight[id(ctx)] = ctx
         try:
             result = await self.adapter.solve(item, ctx)
             attempt.messages, attempt.output = result.messages, result.output
@@ -134,11 +141,20 @@ class AttemptRunner:
             attempt.status = "error"
             attempt.error = {"type": type(exc).__name__, "message": str(exc),
                              "traceback": traceback.format_exc(limit=8)}
+        finally:
+            self._in_flight.pop(id(ctx), None)
         attempt.ended = time.time()
         attempt.calls = ctx.calls
         attempt.usage = {role: u.to_dict() for role, u in ctx.usage.items()}
         attempt.toolcalls = ctx.toolcalls
         return attempt
+
+    def live(self) -> list[LiveAttempt]:
+        """The attempts this runner is solving, with their counters so far."""
+        now = time.time()
+        return [LiveAttempt(ctx.item.id, ctx.index, now - ctx.started, len(ctx.calls), ctx.steps,
+                            sum(u.completion_tokens for u in ctx.usage.values()))
+                for ctx in list(self._in_flight.values())]
 
     async def score(self, item: Item, attempt: Attempt) -> Score:
         if attempt.output.get("ended_by") == CONTEXT_OVERFLOW:

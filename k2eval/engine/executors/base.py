@@ -16,6 +16,7 @@ from typing import Any
 
 from k2eval.adapters.base import Adapter
 from k2eval.engine.executors.attempts import RunModels
+from k2eval.engine.progress import LiveAttempt
 from k2eval.records import Attempt, Item, Score
 from k2eval.spec import RunConfig
 
@@ -63,6 +64,11 @@ class Executor(ABC):
     @abstractmethod
     async def score(self, item: Item, attempt: Attempt) -> Score:
         """The grade of a solved attempt; a grader failure is a Score with status "error"."""
+
+    def live(self) -> list[LiveAttempt]:
+        """The attempts in flight with their counters so far, for the progress line; empty
+        where the executor cannot see them cheaply (attempts in other processes)."""
+        return []
 
     def describe(self) -> dict[str, Any]:
         """Recorded in the manifest under "executor"."""

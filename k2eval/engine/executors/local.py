@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from k2eval.engine.executors.attempts import AttemptRunner
 from k2eval.engine.executors.base import Executor, WorkPlan
+from k2eval.engine.progress import LiveAttempt
 from k2eval.records import Attempt, Item, Score
 
 
@@ -38,6 +39,9 @@ class LocalExecutor(Executor):
         assert self._plan is not None
         config = self._plan.config
         return config.sandboxes if self._plan.adapter.needs_sandbox else config.concurrency
+
+    def live(self) -> list[LiveAttempt]:
+        return self._runner.live() if self._runner is not None else []
 
     async def solve(self, item: Item, index: int) -> Attempt:
         return await self.runner.solve(item, index)
