@@ -168,6 +168,9 @@ class Adapter(ABC):
     needs_sandbox: ClassVar[bool] = False
     needs_user_model: ClassVar[bool] = False
     needs_judge_model: ClassVar[bool] = False
+    summary_reads_details: ClassVar[bool] = True
+    """Whether `headline` / `breakdowns` read `Score.reason` or `Score.details`; False lets the
+    engine keep only item, index, value and status of each score in memory."""
 
     @abstractmethod
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:

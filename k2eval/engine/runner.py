@@ -4,6 +4,11 @@ Solve and score are separate phases joined by a queue: attempts are graded while
 still being generated, with their own concurrency bound (the sandbox count for adapters that
 run code). Everything finished is on disk, so `resume` repeats nothing that completed and
 `rescore` recomputes grades without calling the model.
+
+Memory stays flat in the number of attempts: a transcript is dropped once it is journaled and
+graded (a bounded queue holds those waiting for a grader), and the summary is built from
+`AttemptRow`s (status and usage) and scores stripped of what the adapter's summary does not
+read (`Adapter.summary_reads_details`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,12 +107,37 @@ def _secrets(config: RunConfig) -> list[str]:
             + passwords)
 
 
-def _usage_total(attempts: list[Attempt]) -> dict[str, Any]:
+Key = tuple[str, int]
+"""(item id, attempt index)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """What the summary needs of an attempt, without its transcript."""
+
+    status: str
+    usage: tuple[tuple[str, Usage], ...]
+    """Usage per model role."""
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> AttemptRow:
+        return cls(sys.intern(attempt.status),
+                   tuple((sys.intern(role), Usage.from_dict(u)) for role, u in attempt.usage.items()))
+
+
+def summary_score(score: Score, adapter: Adapter) -> Score:
+    """The part of a score the summary reads: without reason and details unless the adapter's
+    `headline` / `breakdowns` read them."""
+    if adapter.summary_reads_details:
+        return score
+    return Score(score.item_id, score.index, score.value, status=sys.intern(score.status))
+
+
+def _usage_total(attempts: Iterable[AttemptRow]) -> dict[str, Any]:
     total = Usage()
     by_role: dict[str, Usage] = {}
     for a in attempts:
-        for role, u in a.usage.items():
-            usage = Usage.from_dict(u)
+        for role, usage in a.usage:
             by_role.setdefault(role, Usage()).add(usage)
             if role == "agent":
                 total.add(usage)
@@ -117,14 +147,15 @@ def _usage_total(attempts: list[Attempt]) -> dict[str, Any]:
 
 
 def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
-              attempts: dict[tuple[str, int], Attempt],
-              scores: dict[tuple[str, int], Score], model_label: str) -> dict[str, Any]:
+              attempts: Mapping[Key, AttemptRow | Attempt],
+              scores: Mapping[Key, Score], model_label: str) -> dict[str, Any]:
     spec = config.task
     k = spec.k
     item_ids = {it.id for it in items}
-    live_attempts = [a for key, a in attempts.items() if a.item_id in item_ids and key[1] < k]
+    live_attempts = [a if isinstance(a, AttemptRow) else AttemptRow.of(a)
+                     for key, a in attempts.items() if key[0] in item_ids and key[1] < k]
     live_scores = [s for key, s in scores.items() if s.item_id in item_ids and key[1] < k
-                   and attempts.get(key) is not None and attempts[key].status == "ok"]
+                   and (a := attempts.get(key)) is not None and a.status == "ok"]
     n_errors = sum(1 for a in live_attempts if a.status != "ok")
     n_score_errors = sum(1 for s in live_scores if s.status != "ok")
     by_item = group_by_item(live_scores)
@@ -205,40 +236,40 @@ class Engine:
     async def execute(self, items: list[Item]) -> dict[str, Any]:
         config, rundir = self.config, self.rundir
         by_id = {it.id: it for it in items}
-        attempts = rundir.attempts()
-        scores = rundir.scores()
-        todo = [(it, i) for it in items for i in range(config.task.k)
-                if attempts.get((it.id, i)) is None or attempts[(it.id, i)].status != "ok"]
-        to_score = [a for key, a in attempts.items() if a.status == "ok" and a.item_id in by_id
-                    and key[1] < config.task.k
-                    and (key not in scores or scores[key].status != "ok")]
-        async with self._session(n_solve=len(todo), n_score=len(to_score),
+        k = config.task.k
+        journal = rundir.attempts()
+        scores = {key: summary_score(s, self.adapter) for key, s in rundir.scores().items()}
+        to_score = [a for key, a in journal.items() if a.status == "ok" and a.item_id in by_id
+                    and key[1] < k and (key not in scores or scores[key].status != "ok")]
+        attempts = {key: AttemptRow.of(a) for key, a in journal.items()}
+        del journal  # transcripts: only those still to grade are kept
+        n_todo = sum(1 for it in items for i in range(k)
+                     if (row := attempts.get((it.id, i))) is None or row.status != "ok")
+        todo = ((it, i) for it in items for i in range(k)
+                if (row := attempts.get((it.id, i))) is None or row.status != "ok")
+        async with self._session(n_solve=n_todo, n_score=len(to_score),
                                  label=config.task.name, setup=True) as progress:
-            await self._pipeline(by_id, todo, to_score, attempts, scores, progress)
+            await self._pipeline(by_id, todo, n_todo, to_score, attempts, scores, progress)
         return self._finish(items, attempts, scores)
 
-    async def _pipeline(self, by_id: dict[str, Item], todo: list[tuple[Item, int]],
-                        to_score: list[Attempt], attempts: dict[tuple[str, int], Attempt],
-                        scores: dict[tuple[str, int], Score], progress: Progress) -> None:
+    async def _pipeline(self, by_id: dict[str, Item], todo: Iterable[tuple[Item, int]],
+                        n_todo: int, to_score: list[Attempt], attempts: dict[Key, AttemptRow],
+                        scores: dict[Key, Score], progress: Progress) -> None:
         """Solve `todo` and grade each attempt as it finishes (plus `to_score`), journaling
-        every result the moment it comes back."""
+        every result the moment it comes back. Solvers wait when the graders fall behind, so
+        at most a bounded number of transcripts is in memory."""
         executor, rundir = self.executor, self.rundir
-        score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue()
-        for a in to_score:
-            score_queue.put_nowait(a)
-        work: asyncio.Queue[tuple[Item, int]] = asyncio.Queue()
-        for pair in todo:
-            work.put_nowait(pair)
+        score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue(
+            maxsize=2 * max(1, executor.solve_slots, executor.score_slots))
+        pending = list(reversed(to_score))
+        to_score.clear()
+        work = iter(todo)
 
         async def solver() -> None:
-            while True:
-                try:
-                    item, index = work.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            for item, index in work:
                 attempt = await executor.solve(item, index)
                 rundir.append_attempt(attempt)
-                attempts[(item.id, index)] = attempt
+                attempts[(item.id, index)] = AttemptRow.of(attempt)
                 if attempt.status == "ok":
                     await score_queue.put(attempt)
                 else:
@@ -246,26 +277,32 @@ class Engine:
 
         async def scorer() -> None:
             while True:
-                attempt = await score_queue.get()
+                attempt = pending.pop() if pending else await score_queue.get()
                 if attempt is None:
                     return
                 score = await executor.score(by_id[attempt.item_id], attempt)
                 rundir.append_score(score)
-                scores[(attempt.item_id, attempt.index)] = score
+                scores[(attempt.item_id, attempt.index)] = summary_score(score, self.adapter)
                 tokens = sum(int(u.get("completion_tokens", 0)) for u in attempt.usage.values())
                 progress.update(errors=int(score.status != "ok"), tokens=tokens,
                                 node=node_label(attempt.worker))
 
         scorers = [asyncio.create_task(scorer()) for _ in range(max(1, executor.score_slots))]
         solvers = [asyncio.create_task(solver())
-                   for _ in range(max(1, min(executor.solve_slots, len(todo))))] if todo else []
-        try:
+                   for _ in range(max(1, min(executor.solve_slots, n_todo)))] if n_todo else []
+        async def solve_all() -> None:
             await asyncio.gather(*solvers)
             for _ in scorers:
-                score_queue.put_nowait(None)
-            await asyncio.gather(*scorers)
+                await score_queue.put(None)
+
+        feeder = asyncio.create_task(solve_all())
+        try:  # a grader that raises must not leave the solvers waiting on a full queue
+            done, _ = await asyncio.wait([feeder, *scorers],
+                                         return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()
         finally:
-            for t in (*solvers, *scorers):
+            for t in (feeder, *solvers, *scorers):
                 t.cancel()
 
     async def rescore(self, items: list[Item]) -> dict[str, Any]:
@@ -293,15 +330,17 @@ class Engine:
         self.manifest["conditions"] = self.adapter.conditions(self.config)
         self.rundir.write_manifest(self.manifest)
 
-    def _finish(self, items: list[Item], attempts: dict[tuple[str, int], Attempt],
-                scores: dict[tuple[str, int], Score]) -> dict[str, Any]:
+    def _finish(self, items: list[Item], attempts: Mapping[Key, AttemptRow | Attempt],
+                scores: Mapping[Key, Score]) -> dict[str, Any]:
         summary = summarize(self.config, self.adapter, items, attempts, scores,
                             self.manifest["model"]["label"])
         summary["run_id"] = self.manifest["run_id"]
         summary["conditions"] = self.manifest.get("conditions") or {}
-        exports = self.adapter.exports(self.config, items, list(attempts.values()))
-        for name, rows in exports.items():
-            self.rundir.write_jsonl(name, rows)
+        if type(self.adapter).exports is not Adapter.exports:  # transcripts from the journal
+            exports = self.adapter.exports(self.config, items,
+                                           list(self.rundir.attempts().values()))
+            for name, rows in exports.items():
+                self.rundir.write_jsonl(name, rows)
         self.rundir.write_summary(summary)
         self.manifest["ended"] = time.time()
         self.manifest["status"] = "finished" if summary["complete"] else "incomplete"
