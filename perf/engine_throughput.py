@@ -158,6 +158,11 @@ def bare_child(url: str, k: int, concurrency: int) -> None:
     asyncio.run(bare_aiohttp(url, problems(k), concurrency))
 
 
+REASONING = "".join(f"Step {i}: we reduce the expression once more and check the bound. "
+                    for i in range(60)) + "So the answer is \\boxed{70}."
+"""An answer of about 4 KB, the size of a short real AIME solution."""
+
+
 def memory_child(n_attempts: int, out: str) -> None:
     """A run of `n_attempts` through the real engine with an instant in-process model; prints
     the peak RSS in MiB."""
@@ -174,7 +179,7 @@ def memory_child(n_attempts: int, out: str) -> None:
             return None
 
         async def complete(self, messages: Any, tools: Any, sampling: Any) -> Completion:
-            return Completion(text="Adding up, the answer is \\boxed{70}.", tool_calls=(),
+            return Completion(text=REASONING, tool_calls=(),
                               finish_reason="stop", usage=Usage(200, 12, 1), latency=0.0, raw=None)
 
         async def aclose(self) -> None:
@@ -186,7 +191,9 @@ def memory_child(n_attempts: int, out: str) -> None:
     run = k2eval.evaluate("aime2025", "openai:m", base_url="http://127.0.0.1:9/v1", data=AIME,
                           k=math.ceil(n_attempts / N_AIME), concurrency=128, out=out)
     assert run.summary["n_errors"] == 0, run.summary
-    print(json.dumps({"attempts": run.summary["n_attempts"], "peak_rss_mib": peak_rss_mib()}))
+    journal = (run.path / "attempts.jsonl").stat().st_size
+    print(json.dumps({"attempts": run.summary["n_attempts"], "peak_rss_mib": peak_rss_mib(),
+                      "journal_bytes_per_attempt": journal / run.summary["n_attempts"]}))
 
 
 def peak_rss_mib() -> float:
@@ -291,7 +298,8 @@ def cpu_per_request(args: argparse.Namespace, url: str) -> None:
 
 
 def memory() -> None:
-    print("\n== 5. peak RSS, instant in-process model (real engine, journal, grading)")
+    print("\n== 5. peak RSS, instant in-process model with ~4 KB answers (real engine, journal, "
+          "grading)")
     results = []
     for n in (20_000, 100_000):
         with tempfile.TemporaryDirectory() as tmp:
@@ -300,9 +308,14 @@ def memory() -> None:
             r["wall"] = time.perf_counter() - t0
         results.append(r)
         print(f"{r['attempts']:>7d} attempts: peak RSS {r['peak_rss_mib']:7.1f} MiB "
-              f"({r['wall']:.1f} s)")
-    print(f"100k / 20k peak RSS: {results[1]['peak_rss_mib'] / results[0]['peak_rss_mib']:.2f}x "
-          "(flat: close to 1)")
+              f"({r['wall']:.1f} s; {r['journal_bytes_per_attempt'] / 1024:.1f} KiB of journal "
+              "per attempt)")
+    small, large = results
+    growth = (large["peak_rss_mib"] - small["peak_rss_mib"]) * 2**20 / (
+        large["attempts"] - small["attempts"])
+    print(f"100k / 20k peak RSS: {large['peak_rss_mib'] / small['peak_rss_mib']:.2f}x; "
+          f"{growth:.0f} bytes per extra attempt, against "
+          f"{large['journal_bytes_per_attempt']:.0f} bytes of transcript journaled per attempt")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ in `k2eval.records` and are re-exported here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import random
 import time
@@ -77,12 +78,17 @@ class AttemptContext:
         self.judge_model = judge_model
         self._sandbox_factory = sandbox_factory
         self.seed = derived_seed(config.seed, item.id, index)
-        self.rng = random.Random(self.seed)
         self.calls: list[dict[str, Any]] = []
         self.usage: dict[str, Usage] = {}
         self.started = time.time()
         self.last_messages: list[Message] = []
         """The messages of the last agent call: the transcript so far if the next call fails."""
+
+    @functools.cached_property
+    def rng(self) -> random.Random:
+        """Seeded from `seed`; made on first use (seeding costs more than a whole model call's
+        bookkeeping, and most adapters never draw)."""
+        return random.Random(self.seed)
 
     @property
     def steps(self) -> int:

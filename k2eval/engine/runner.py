@@ -243,10 +243,9 @@ class Engine:
                     and key[1] < k and (key not in scores or scores[key].status != "ok")]
         attempts = {key: AttemptRow.of(a) for key, a in journal.items()}
         del journal  # transcripts: only those still to grade are kept
-        n_todo = sum(1 for it in items for i in range(k)
-                     if (row := attempts.get((it.id, i))) is None or row.status != "ok")
-        todo = ((it, i) for it in items for i in range(k)
-                if (row := attempts.get((it.id, i))) is None or row.status != "ok")
+        done = {key for key, row in attempts.items() if row.status == "ok"}
+        n_todo = sum(1 for it in items for i in range(k) if (it.id, i) not in done)
+        todo = ((it, i) for it in items for i in range(k) if (it.id, i) not in done)
         async with self._session(n_solve=n_todo, n_score=len(to_score),
                                  label=config.task.name, setup=True) as progress:
             await self._pipeline(by_id, todo, n_todo, to_score, attempts, scores, progress)
