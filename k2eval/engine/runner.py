@@ -116,13 +116,18 @@ class AttemptRow:
     """What the summary needs of an attempt, without its transcript."""
 
     status: str
-    usage: tuple[tuple[str, Usage], ...]
-    """Usage per model role."""
+    usage: tuple[tuple[str, int, int, int, int], ...]
+    """Per model role: (role, prompt tokens, completion tokens, calls, retries)."""
 
     @classmethod
     def of(cls, attempt: Attempt) -> AttemptRow:
-        return cls(sys.intern(attempt.status),
-                   tuple((sys.intern(role), Usage.from_dict(u)) for role, u in attempt.usage.items()))
+        return cls(sys.intern(attempt.status), tuple(
+            (sys.intern(role), u.prompt_tokens, u.completion_tokens, u.calls, u.retries)
+            for role, u in ((r, Usage.from_dict(d)) for r, d in attempt.usage.items())))
+
+
+_NO_DETAILS: dict[str, Any] = {}
+"""Shared by the summary's light scores (read, never written)."""
 
 
 def summary_score(score: Score, adapter: Adapter) -> Score:
@@ -130,14 +135,16 @@ def summary_score(score: Score, adapter: Adapter) -> Score:
     `headline` / `breakdowns` read them."""
     if adapter.summary_reads_details:
         return score
-    return Score(score.item_id, score.index, score.value, status=sys.intern(score.status))
+    return Score(score.item_id, score.index, score.value, details=_NO_DETAILS,
+                 status=sys.intern(score.status))
 
 
 def _usage_total(attempts: Iterable[AttemptRow]) -> dict[str, Any]:
     total = Usage()
     by_role: dict[str, Usage] = {}
     for a in attempts:
-        for role, usage in a.usage:
+        for role, *counts in a.usage:
+            usage = Usage(*counts)
             by_role.setdefault(role, Usage()).add(usage)
             if role == "agent":
                 total.add(usage)
@@ -258,9 +265,9 @@ class Engine:
         every result the moment it comes back. Solvers wait when the graders fall behind, so
         at most a bounded number of transcripts is in memory."""
         executor, rundir = self.executor, self.rundir
-        score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue(
+        score_queue: asyncio.Queue[tuple[Key, Attempt] | None] = asyncio.Queue(
             maxsize=2 * max(1, executor.solve_slots, executor.score_slots))
-        pending = list(reversed(to_score))
+        pending = [((a.item_id, a.index), a) for a in reversed(to_score)]
         to_score.clear()
         work = iter(todo)
 
@@ -268,20 +275,22 @@ class Engine:
             for item, index in work:
                 attempt = await executor.solve(item, index)
                 rundir.append_attempt(attempt)
-                attempts[(item.id, index)] = AttemptRow.of(attempt)
+                key = (item.id, index)
+                attempts[key] = AttemptRow.of(attempt)
                 if attempt.status == "ok":
-                    await score_queue.put(attempt)
+                    await score_queue.put((key, attempt))
                 else:
                     progress.update(errors=1, node=node_label(attempt.worker))
 
         async def scorer() -> None:
             while True:
-                attempt = pending.pop() if pending else await score_queue.get()
-                if attempt is None:
+                job = pending.pop() if pending else await score_queue.get()
+                if job is None:
                     return
+                key, attempt = job
                 score = await executor.score(by_id[attempt.item_id], attempt)
                 rundir.append_score(score)
-                scores[(attempt.item_id, attempt.index)] = summary_score(score, self.adapter)
+                scores[key] = summary_score(score, self.adapter)  # the key object is shared
                 tokens = sum(int(u.get("completion_tokens", 0)) for u in attempt.usage.values())
                 progress.update(errors=int(score.status != "ok"), tokens=tokens,
                                 node=node_label(attempt.worker))
