@@ -16,7 +16,7 @@ process) with 200 ms latency at concurrency 128. Printed, with ratios to the bas
      answer, real engine, journal and grading), each in its own process.
 
     python perf/engine_throughput.py [--concurrency 128] [--latency 0.2] [--k 64]
-                                     [--skip-memory] [--skip-lm-eval]
+                                     [--skip-memory] [--skip-lm-eval] [--memory-baseline TREE]
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ def memory_child(n_attempts: int, out: str) -> None:
             return None
 
         async def complete(self, messages: Any, tools: Any, sampling: Any) -> Completion:
-            return Completion(text=REASONING, tool_calls=(),
+            # a fresh string per call, as decoding a real response makes
+            return Completion(text=f"Sample {sampling.seed}. {REASONING}", tool_calls=(),
                               finish_reason="stop", usage=Usage(200, 12, 1), latency=0.0, raw=None)
 
         async def aclose(self) -> None:
@@ -208,8 +209,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_json(argv: list[str]) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENAI_API_KEY": "EMPTY"}
+def child_json(argv: list[str], tree: Path = REPO) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree), "OPENAI_API_KEY": "EMPTY"}
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr[-2000:]}")
@@ -297,25 +298,28 @@ def cpu_per_request(args: argparse.Namespace, url: str) -> None:
     print(f"default path: {default:.3f} ms CPU per request (target <= 0.3 ms)")
 
 
-def memory() -> None:
+def memory(baseline: Path | None) -> None:
     print("\n== 5. peak RSS, instant in-process model with ~4 KB answers (real engine, journal, "
           "grading)")
-    results = []
-    for n in (20_000, 100_000):
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            r = child_json([sys.executable, __file__, "--memory-child", str(n), "--out", tmp])
-            r["wall"] = time.perf_counter() - t0
-        results.append(r)
-        print(f"{r['attempts']:>7d} attempts: peak RSS {r['peak_rss_mib']:7.1f} MiB "
-              f"({r['wall']:.1f} s; {r['journal_bytes_per_attempt'] / 1024:.1f} KiB of journal "
-              "per attempt)")
-    small, large = results
-    growth = (large["peak_rss_mib"] - small["peak_rss_mib"]) * 2**20 / (
-        large["attempts"] - small["attempts"])
-    print(f"100k / 20k peak RSS: {large['peak_rss_mib'] / small['peak_rss_mib']:.2f}x; "
-          f"{growth:.0f} bytes per extra attempt, against "
-          f"{large['journal_bytes_per_attempt']:.0f} bytes of transcript journaled per attempt")
+    trees = [("this tree", REPO)] + ([(f"baseline {baseline}", baseline)] if baseline else [])
+    for label, tree in trees:
+        results = []
+        for n in (20_000, 100_000):
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                r = child_json([sys.executable, __file__, "--memory-child", str(n), "--out", tmp],
+                               tree)
+                r["wall"] = time.perf_counter() - t0
+            results.append(r)
+            print(f"{label}: {r['attempts']:>7d} attempts: peak RSS {r['peak_rss_mib']:7.1f} MiB "
+                  f"({r['wall']:.1f} s; {r['journal_bytes_per_attempt'] / 1024:.1f} KiB of journal "
+                  "per attempt)")
+        small, large = results
+        growth = (large["peak_rss_mib"] - small["peak_rss_mib"]) * 2**20 / (
+            large["attempts"] - small["attempts"])
+        print(f"{label}: 100k / 20k peak RSS {large['peak_rss_mib'] / small['peak_rss_mib']:.2f}x; "
+              f"{growth:.0f} bytes per extra attempt, against "
+              f"{large['journal_bytes_per_attempt']:.0f} bytes of transcript journaled per attempt")
 
 
 def main() -> None:
@@ -325,6 +329,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=64)
     ap.add_argument("--skip-memory", action="store_true", help="skip the 20k/100k RSS runs")
     ap.add_argument("--skip-lm-eval", action="store_true")
+    ap.add_argument("--memory-baseline", type=Path, metavar="TREE",
+                    help="also measure peak RSS with the k2eval of another checkout (e.g. "
+                         "`git worktree add /tmp/base <commit>`)")
     ap.add_argument("--bare-child", metavar="URL", help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", type=int, metavar="N", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -345,7 +352,7 @@ def main() -> None:
             server.terminate()
             server.wait()
     if not args.skip_memory:
-        memory()
+        memory(args.memory_baseline)
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
