@@ -5,10 +5,10 @@ still being generated, with their own concurrency bound (the sandbox count for a
 run code). Everything finished is on disk, so `resume` repeats nothing that completed and
 `rescore` recomputes grades without calling the model.
 
-Memory stays flat in the number of attempts: a transcript is dropped once it is journaled and
-graded (a bounded queue holds those waiting for a grader), and the summary is built from
-`AttemptRow`s (status and usage) and scores stripped of what the adapter's summary does not
-read (`Adapter.summary_reads_details`).
+Memory stays nearly flat in the number of attempts: a transcript is dropped once it is
+journaled and graded (a bounded queue holds those waiting for a grader), and the summary is
+built from a `Tally`: a status byte per attempt, usage totals, and the scores (a float and a
+byte each where the adapter's summary reads no score details).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from array import array
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,65 +111,125 @@ def _secrets(config: RunConfig) -> list[str]:
 Key = tuple[str, int]
 """(item id, attempt index)."""
 
+_NONE, _OK, _ERROR = 0, 1, 2
+_NO_DETAILS: dict[str, Any] = {}
+"""The details of every light score the summary makes (read, never written)."""
 
-@dataclass(frozen=True, slots=True)
-class AttemptRow:
-    """What the summary needs of an attempt, without its transcript."""
 
-    status: str
-    usage: tuple[tuple[str, int, int, int, int], ...]
-    """Per model role: (role, prompt tokens, completion tokens, calls, retries)."""
+class Tally:
+    """What the summary needs of each attempt of `items` x `k`, held for every attempt of a
+    run and so kept small: per item, a status byte per attempt index and the scores; usage as
+    running totals. For adapters whose summaries read no score details
+    (`Adapter.summary_reads_details`), a score is a float and a status byte until the summary
+    makes `Score`s of them. Attempts and scores outside `items` x `k` are ignored."""
+
+    def __init__(self, items: list[Item], k: int, keep_details: bool) -> None:
+        self.k = k
+        self.keep_details = keep_details
+        self.status = {it.id: bytearray(k) for it in items}
+        self.score_status = {it.id: bytearray(k) for it in items}
+        self.values = {it.id: array("d", bytes(8 * k)) for it in items} if not keep_details else {}
+        self.details: dict[str, dict[int, Score]] = {it.id: {} for it in items} if keep_details else {}
+        self.usage: dict[str, Usage] = {}
+        self._error_usage: dict[Key, dict[str, dict[str, int]]] = {}
+        """Usage of errored attempts, taken back out of the totals if `resume` replaces them."""
+
+    def _live(self, item_id: str, index: int) -> bool:
+        return item_id in self.status and 0 <= index < self.k
+
+    def add_attempt(self, attempt: Attempt) -> None:
+        """Record an attempt; it replaces an earlier one of the same item and index."""
+        item_id, index = attempt.item_id, attempt.index
+        if not self._live(item_id, index):
+            return
+        self._add_usage(self._error_usage.pop((item_id, index), {}), sign=-1)
+        self._add_usage(attempt.usage, sign=1)
+        ok = attempt.status == "ok"
+        self.status[item_id][index] = _OK if ok else _ERROR
+        if not ok:
+            self._error_usage[(item_id, index)] = attempt.usage
+
+    def _add_usage(self, usage: dict[str, dict[str, int]], sign: int) -> None:
+        for role, counts in usage.items():
+            u, total = Usage.from_dict(counts), self.usage.setdefault(sys.intern(role), Usage())
+            total.prompt_tokens += sign * u.prompt_tokens
+            total.completion_tokens += sign * u.completion_tokens
+            total.calls += sign * u.calls
+            total.retries += sign * u.retries
+
+    def add_score(self, score: Score) -> None:
+        item_id, index = score.item_id, score.index
+        if not self._live(item_id, index):
+            return
+        self.score_status[item_id][index] = _OK if score.status == "ok" else _ERROR
+        if self.keep_details:
+            self.details[item_id][index] = score
+        else:
+            self.values[item_id][index] = score.value
+
+    def attempt_ok(self, key: Key) -> bool:
+        return self._live(*key) and self.status[key[0]][key[1]] == _OK
+
+    def score_ok(self, key: Key) -> bool:
+        return self._live(*key) and self.score_status[key[0]][key[1]] == _OK
+
+    def scores(self) -> list[Score]:
+        """The scores of attempts that finished, by item and index."""
+        out: list[Score] = []
+        for item_id, graded in self.score_status.items():
+            status = self.status[item_id]
+            for index, state in enumerate(graded):
+                if state == _NONE or status[index] != _OK:
+                    continue
+                if self.keep_details:
+                    out.append(self.details[item_id][index])
+                else:
+                    out.append(Score(item_id, index, self.values[item_id][index],
+                                     details=_NO_DETAILS, status="ok" if state == _OK else "error"))
+        return out
+
+    def counts(self) -> tuple[int, int]:
+        """(attempts recorded, of which errors)."""
+        return (sum(len(s) - s.count(_NONE) for s in self.status.values()),
+                sum(s.count(_ERROR) for s in self.status.values()))
+
+    def usage_summary(self) -> dict[str, Any]:
+        total = self.usage.get("agent", Usage())
+        out: dict[str, Any] = total.to_dict()
+        out["by_role"] = {r: u.to_dict() for r, u in sorted(self.usage.items())}
+        return out
+
 
     @classmethod
-    def of(cls, attempt: Attempt) -> AttemptRow:
-        return cls(sys.intern(attempt.status), tuple(
-            (sys.intern(role), u.prompt_tokens, u.completion_tokens, u.calls, u.retries)
-            for role, u in ((r, Usage.from_dict(d)) for r, d in attempt.usage.items())))
-
-
-_NO_DETAILS: dict[str, Any] = {}
-"""Shared by the summary's light scores (read, never written)."""
-
-
-def summary_score(score: Score, adapter: Adapter) -> Score:
-    """The part of a score the summary reads: without reason and details unless the adapter's
-    `headline` / `breakdowns` read them."""
-    if adapter.summary_reads_details:
-        return score
-    return Score(score.item_id, score.index, score.value, details=_NO_DETAILS,
-                 status=sys.intern(score.status))
-
-
-def _usage_total(attempts: Iterable[AttemptRow]) -> dict[str, Any]:
-    total = Usage()
-    by_role: dict[str, Usage] = {}
-    for a in attempts:
-        for role, *counts in a.usage:
-            usage = Usage(*counts)
-            by_role.setdefault(role, Usage()).add(usage)
-            if role == "agent":
-                total.add(usage)
-    out: dict[str, Any] = total.to_dict()
-    out["by_role"] = {r: u.to_dict() for r, u in sorted(by_role.items())}
-    return out
+    def of(cls, items: list[Item], k: int, adapter: Adapter, attempts: Iterable[Attempt],
+           scores: Iterable[Score]) -> Tally:
+        tally = cls(items, k, adapter.summary_reads_details)
+        for a in attempts:
+            tally.add_attempt(a)
+        for s in scores:
+            tally.add_score(s)
+        return tally
 
 
 def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
-              attempts: Mapping[Key, AttemptRow | Attempt],
-              scores: Mapping[Key, Score], model_label: str) -> dict[str, Any]:
+              attempts: Mapping[Key, Attempt], scores: Mapping[Key, Score],
+              model_label: str) -> dict[str, Any]:
+    """The summary of a run's latest attempt and score records, by (item id, index)."""
+    tally = Tally.of(items, config.task.k, adapter, attempts.values(), scores.values())
+    return summarize_tally(config, adapter, items, tally, model_label)
+
+
+def summarize_tally(config: RunConfig, adapter: Adapter, items: list[Item], tally: Tally,
+                    model_label: str) -> dict[str, Any]:
     spec = config.task
     k = spec.k
-    item_ids = {it.id for it in items}
-    live_attempts = [a if isinstance(a, AttemptRow) else AttemptRow.of(a)
-                     for key, a in attempts.items() if key[0] in item_ids and key[1] < k]
-    live_scores = [s for key, s in scores.items() if s.item_id in item_ids and key[1] < k
-                   and (a := attempts.get(key)) is not None and a.status == "ok"]
-    n_errors = sum(1 for a in live_attempts if a.status != "ok")
+    n_attempts, n_errors = tally.counts()
+    live_scores = tally.scores()
     n_score_errors = sum(1 for s in live_scores if s.status != "ok")
     by_item = group_by_item(live_scores)
     headline = adapter.headline(items, live_scores, k) or summarize_metric(spec.metric, by_item, k)
     expected = len(items) * k
-    complete = (len(live_attempts) == expected and n_errors == 0
+    complete = (n_attempts == expected and n_errors == 0
                 and len(live_scores) == expected and n_score_errors == 0)
     summary: dict[str, Any] = {
         "task": spec.name,
@@ -181,11 +242,11 @@ def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
         "k": k,
         **headline,
         "n_items": len(items),
-        "n_attempts": len(live_attempts),
+        "n_attempts": n_attempts,
         "n_errors": n_errors,
         "n_score_errors": n_score_errors,
         "complete": complete,
-        "usage": _usage_total(live_attempts),
+        "usage": tally.usage_summary(),
         "reported_k2": spec.reported.k2,
         "breakdowns": adapter.breakdowns(items, live_scores),
     }
@@ -244,30 +305,31 @@ class Engine:
         config, rundir = self.config, self.rundir
         by_id = {it.id: it for it in items}
         k = config.task.k
+        tally = Tally.of(items, k, self.adapter, (), rundir.scores().values())
         journal = rundir.attempts()
-        scores = {key: summary_score(s, self.adapter) for key, s in rundir.scores().items()}
         to_score = [a for key, a in journal.items() if a.status == "ok" and a.item_id in by_id
-                    and key[1] < k and (key not in scores or scores[key].status != "ok")]
-        attempts = {key: AttemptRow.of(a) for key, a in journal.items()}
+                    and key[1] < k and not tally.score_ok(key)]
+        for a in journal.values():
+            tally.add_attempt(a)
         del journal  # transcripts: only those still to grade are kept
-        done = {key for key, row in attempts.items() if row.status == "ok"}
-        n_todo = sum(1 for it in items for i in range(k) if (it.id, i) not in done)
-        todo = ((it, i) for it in items for i in range(k) if (it.id, i) not in done)
+        done = {item_id: bytes(status) for item_id, status in tally.status.items()}  # a snapshot
+        n_todo = sum(1 for it in items for i in range(k) if done[it.id][i] != _OK)
+        todo_pairs = ((it, i) for it in items for i in range(k) if done[it.id][i] != _OK)
         async with self._session(n_solve=n_todo, n_score=len(to_score),
                                  label=config.task.name, setup=True) as progress:
-            await self._pipeline(by_id, todo, n_todo, to_score, attempts, scores, progress)
-        return self._finish(items, attempts, scores)
+            await self._pipeline(by_id, todo_pairs, n_todo, to_score, tally, progress)
+        return self._finish(items, tally)
 
     async def _pipeline(self, by_id: dict[str, Item], todo: Iterable[tuple[Item, int]],
-                        n_todo: int, to_score: list[Attempt], attempts: dict[Key, AttemptRow],
-                        scores: dict[Key, Score], progress: Progress) -> None:
+                        n_todo: int, to_score: list[Attempt], tally: Tally,
+                        progress: Progress) -> None:
         """Solve `todo` and grade each attempt as it finishes (plus `to_score`), journaling
         every result the moment it comes back. Solvers wait when the graders fall behind, so
         at most a bounded number of transcripts is in memory."""
         executor, rundir = self.executor, self.rundir
-        score_queue: asyncio.Queue[tuple[Key, Attempt] | None] = asyncio.Queue(
+        score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue(
             maxsize=2 * max(1, executor.solve_slots, executor.score_slots))
-        pending = [((a.item_id, a.index), a) for a in reversed(to_score)]
+        pending = list(reversed(to_score))
         to_score.clear()
         work = iter(todo)
 
@@ -275,22 +337,20 @@ class Engine:
             for item, index in work:
                 attempt = await executor.solve(item, index)
                 rundir.append_attempt(attempt)
-                key = (item.id, index)
-                attempts[key] = AttemptRow.of(attempt)
+                tally.add_attempt(attempt)
                 if attempt.status == "ok":
-                    await score_queue.put((key, attempt))
+                    await score_queue.put(attempt)
                 else:
                     progress.update(errors=1, node=node_label(attempt.worker))
 
         async def scorer() -> None:
             while True:
-                job = pending.pop() if pending else await score_queue.get()
-                if job is None:
+                attempt = pending.pop() if pending else await score_queue.get()
+                if attempt is None:
                     return
-                key, attempt = job
                 score = await executor.score(by_id[attempt.item_id], attempt)
                 rundir.append_score(score)
-                scores[key] = summary_score(score, self.adapter)  # the key object is shared
+                tally.add_score(score)
                 tokens = sum(int(u.get("completion_tokens", 0)) for u in attempt.usage.values())
                 progress.update(errors=int(score.status != "ok"), tokens=tokens,
                                 node=node_label(attempt.worker))
@@ -332,16 +392,16 @@ class Engine:
 
             new_scores = await asyncio.gather(*(one(a) for a in todo))
             rundir.rewrite_scores(list(new_scores))
-        return self._finish(items, attempts, {(s.item_id, s.index): s for s in new_scores})
+        return self._finish(items, Tally.of(items, config.task.k, self.adapter,
+                                            attempts.values(), new_scores))
 
     def _record_conditions(self) -> None:
         self.manifest["conditions"] = self.adapter.conditions(self.config)
         self.rundir.write_manifest(self.manifest)
 
-    def _finish(self, items: list[Item], attempts: Mapping[Key, AttemptRow | Attempt],
-                scores: Mapping[Key, Score]) -> dict[str, Any]:
-        summary = summarize(self.config, self.adapter, items, attempts, scores,
-                            self.manifest["model"]["label"])
+    def _finish(self, items: list[Item], tally: Tally) -> dict[str, Any]:
+        summary = summarize_tally(self.config, self.adapter, items, tally,
+                                  self.manifest["model"]["label"])
         summary["run_id"] = self.manifest["run_id"]
         summary["conditions"] = self.manifest.get("conditions") or {}
         if type(self.adapter).exports is not Adapter.exports:  # transcripts from the journal

@@ -1,9 +1,9 @@
 """The engine keeps a bounded number of transcripts in memory, whatever the number of attempts.
 
 Peak RSS for 20,000 and 100,000 attempts is measured by perf/engine_throughput.py; these tests
-pin the mechanism: transcripts leave memory once journaled and graded, the summary reads only
-status, usage and scores, and a grader that fails cannot leave solvers waiting forever on the
-bounded grading queue.
+pin the mechanism: transcripts leave memory once journaled and graded, the summary's `Tally`
+keeps only statuses, usage totals and scores, and a grader that fails cannot leave solvers
+waiting forever on the bounded grading queue.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from k2eval.adapters.aime import AimeAdapter
 from k2eval.engine import runner
 from k2eval.engine.config import build_run_config
 from k2eval.errors import ConfigError
-from k2eval.records import Attempt, Score
+from k2eval.records import Attempt, Item, Score
 from k2eval.testing.fake_openai import Reply
 
 
@@ -53,16 +53,48 @@ def test_transcripts_are_not_kept_in_memory_once_journaled_and_graded(
     assert alive and alive[0] <= 16, f"{alive[0]} attempts with transcripts still in memory"
 
 
-def test_summary_scores_keep_details_only_for_adapters_whose_summary_reads_them() -> None:
-    score = Score("7", 3, 1.0, reason="correct", details={"extracted": "70", "gold": "70"})
-    light = runner.summary_score(score, AimeAdapter())
-    assert (light.item_id, light.index, light.value, light.status) == ("7", 3, 1.0, "ok")
-    assert light.reason == "" and light.details == {}
+ITEMS = [Item("a", {}), Item("b", {})]
 
-    class Reads(AimeAdapter):
-        summary_reads_details = True
 
-    assert runner.summary_score(score, Reads()) is score
+def attempt(item_id: str, index: int, status: str = "ok", calls: int = 1) -> Attempt:
+    return Attempt(item_id, index, status=status, messages=[{"role": "user", "content": "x" * 99}],
+                   usage={"agent": {"prompt_tokens": 10, "completion_tokens": 5, "calls": calls,
+                                    "retries": 0}})
+
+
+@pytest.mark.parametrize("keep_details", [False, True], ids=["light scores", "scores with details"])
+def test_the_tally_keeps_what_the_summary_reads(keep_details: bool) -> None:
+    tally = runner.Tally(ITEMS, k=2, keep_details=keep_details)
+    for item_id, index in (("a", 0), ("a", 1), ("b", 0)):
+        tally.add_attempt(attempt(item_id, index))
+    tally.add_attempt(attempt("b", 1, status="error"))
+    tally.add_attempt(attempt("c", 0))  # not an item of this run
+    tally.add_attempt(attempt("a", 2))  # beyond k
+    graded = Score("a", 1, 1.0, reason="correct", details={"extracted": "70"})
+    for score in (Score("a", 0, 0.0, reason="wrong"), graded,
+                  Score("b", 0, 0.0, status="error", reason="grader failed"),
+                  Score("b", 1, 1.0)):  # of an attempt that errored: not counted
+        tally.add_score(score)
+    assert tally.counts() == (4, 1)
+    scores = tally.scores()
+    assert [(s.item_id, s.index, s.value, s.status) for s in scores] == [
+        ("a", 0, 0.0, "ok"), ("a", 1, 1.0, "ok"), ("b", 0, 0.0, "error")]
+    assert (scores[1] is graded) is keep_details
+    assert scores[1].details == ({"extracted": "70"} if keep_details else {})
+    assert tally.attempt_ok(("a", 1)) and not tally.attempt_ok(("b", 1))
+    assert tally.score_ok(("a", 1)) and not tally.score_ok(("b", 0))
+    assert tally.usage_summary()["calls"] == 4 and tally.usage_summary()["prompt_tokens"] == 40
+
+
+def test_an_attempt_that_replaces_an_error_replaces_its_usage() -> None:
+    tally = runner.Tally(ITEMS, k=1, keep_details=False)
+    tally.add_attempt(attempt("a", 0, status="error", calls=6))
+    tally.add_attempt(attempt("a", 0, calls=1))
+    assert tally.counts() == (1, 0)
+    usage = tally.usage_summary()
+    assert (usage["calls"], usage["completion_tokens"]) == (1, 5)
+    assert usage["by_role"] == {"agent": {"prompt_tokens": 10, "completion_tokens": 5,
+                                          "calls": 1, "retries": 0}}
 
 
 def test_a_grader_that_raises_stops_the_run_instead_of_hanging_the_solvers(
