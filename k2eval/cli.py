@@ -186,8 +186,9 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
                    help="longest wait a server's Retry-After may impose before a retry "
                         "(default 60)")
     e.add_argument("--http-client", choices=["sdk", "aiohttp"],
-                   help="openai: models: the openai SDK (default) or direct aiohttp (less CPU "
-                        "per call, for very high request rates)")
+                   help="openai: models: direct aiohttp (default; least start-up time and CPU "
+                        "per call) or the openai SDK (for endpoints that need its auth or "
+                        "headers); both classify errors alike")
     e.add_argument("--cache", nargs="?", const="default", metavar="PATH|URL",
                    help="serve repeated requests from a response cache: a SQLite file (default "
                         "~/.cache/k2eval/responses.db) or postgresql://user@host/db")

@@ -155,12 +155,16 @@ class TaskSpec:
         return spec
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it (far faster), else the pure-Python one."""
+
+
 @cache
 def _load_all_tasks(root: str) -> dict[str, TaskSpec]:
     tasks: dict[str, TaskSpec] = {}
     for path in sorted(Path(root).glob("*.yaml")):
         with path.open() as fh:
-            raw = yaml.safe_load(fh)
+            raw = yaml.load(fh, Loader=_YAML_LOADER)
         spec = TaskSpec.from_dict(raw, source=str(path))
         tasks[spec.name] = spec
     return tasks
@@ -234,8 +238,8 @@ class ModelSpec:
     request_timeout_s: float = 600.0
     """Bound on one whole model call (connect, wait, body), not on each read."""
     max_tries: int = 6
-    http_client: str = "sdk"
-    """`sdk` (the openai SDK) or `aiohttp` (direct, less CPU per call)."""
+    http_client: str = "aiohttp"
+    """`aiohttp` (direct, the default) or `sdk` (the openai SDK, for endpoints that need it)."""
     max_retry_after_s: float = 60.0
     """Longest wait a server's Retry-After header can impose before the next try."""
     reasoning_format: str = "auto"

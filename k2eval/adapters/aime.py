@@ -120,6 +120,7 @@ def equivalent(pred: str, gold: str) -> bool:
 
 class AimeAdapter(Adapter):
     name = "aime"
+    summary_reads_details = False
 
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:
         return load_items(spec, data)

@@ -9,6 +9,7 @@ in `k2eval.records` and are re-exported here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import random
 import time
@@ -77,7 +78,6 @@ class AttemptContext:
         self.judge_model = judge_model
         self._sandbox_factory = sandbox_factory
         self.seed = derived_seed(config.seed, item.id, index)
-        self.rng = random.Random(self.seed)
         self.calls: list[dict[str, Any]] = []
         self.usage: dict[str, Usage] = {}
         self.started = time.time()
@@ -85,6 +85,12 @@ class AttemptContext:
         """The messages of the last agent call: the transcript so far if the next call fails."""
         self.toolcalls: dict[str, int] | None = None
         """Tool-call conformance counts of the agent calls that offered tools."""
+
+    @functools.cached_property
+    def rng(self) -> random.Random:
+        """Seeded from `seed`; made on first use (seeding costs more than a whole model call's
+        bookkeeping, and most adapters never draw)."""
+        return random.Random(self.seed)
 
     @property
     def steps(self) -> int:
@@ -177,6 +183,9 @@ class Adapter(ABC):
     needs_sandbox: ClassVar[bool] = False
     needs_user_model: ClassVar[bool] = False
     needs_judge_model: ClassVar[bool] = False
+    summary_reads_details: ClassVar[bool] = True
+    """Whether `headline` / `breakdowns` read `Score.reason` or `Score.details`; False lets the
+    engine keep only item, index, value and status of each score in memory."""
 
     @abstractmethod
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:

@@ -112,6 +112,7 @@ def extract_letter(text: str) -> str | None:
 
 class GpqaAdapter(Adapter):
     name = "gpqa"
+    summary_reads_details = False
 
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:
         return load_items(spec, data)

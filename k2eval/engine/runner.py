@@ -4,6 +4,11 @@ Solve and score are separate phases joined by a queue: attempts are graded while
 still being generated, with their own concurrency bound (the sandbox count for adapters that
 run code). Everything finished is on disk, so `resume` repeats nothing that completed and
 `rescore` recomputes grades without calling the model.
+
+Memory stays nearly flat in the number of attempts: a transcript is dropped once it is
+journaled and graded (a bounded queue holds those waiting for a grader), and the summary is
+built from a `Tally`: a status byte per attempt, usage totals, and the scores (a float and a
+byte each where the adapter's summary reads no score details).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from array import array
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +47,7 @@ from k2eval.errors import (
 )
 from k2eval.records import Attempt, Item, Score, Usage
 from k2eval.scoring import group_by_item, metric_label, pass_at_ks, summarize_metric
-from k2eval.scoring.toolcalls import sum_counts
+from k2eval.scoring.toolcalls import empty_counts
 from k2eval.spec import RunConfig, split_url_credentials
 from k2eval.store.rundir import Redactor, RunDir, load_run
 from k2eval.store.rundir import RunRecord as RunRecord
@@ -113,35 +119,138 @@ def _secrets(config: RunConfig) -> list[str]:
             + passwords)
 
 
-def _usage_total(attempts: list[Attempt]) -> dict[str, Any]:
-    total = Usage()
-    by_role: dict[str, Usage] = {}
-    for a in attempts:
-        for role, u in a.usage.items():
-            usage = Usage.from_dict(u)
-            by_role.setdefault(role, Usage()).add(usage)
-            if role == "agent":
-                total.add(usage)
-    out: dict[str, Any] = total.to_dict()
-    out["by_role"] = {r: u.to_dict() for r, u in sorted(by_role.items())}
-    return out
+Key = tuple[str, int]
+"""(item id, attempt index)."""
+
+_NONE, _OK, _ERROR = 0, 1, 2
+_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
+_NO_DETAILS: dict[str, Any] = {}
+"""The details of every light score the summary makes (read, never written)."""
+
+
+class Tally:
+    """What the summary needs of each attempt of `items` x `k`, held for every attempt of a
+    run and so kept small: per item, a status byte per attempt index and the scores; usage as
+    running totals. For adapters whose summaries read no score details
+    (`Adapter.summary_reads_details`), a score is a float and a status byte until the summary
+    makes `Score`s of them. Attempts and scores outside `items` x `k` are ignored."""
+
+    def __init__(self, items: list[Item], k: int, keep_details: bool) -> None:
+        self.k = k
+        self.keep_details = keep_details
+        self.status = {it.id: bytearray(k) for it in items}
+        self.score_status = {it.id: bytearray(k) for it in items}
+        self.values = {it.id: array("d", bytes(8 * k)) for it in items} if not keep_details else {}
+        self.details: dict[str, dict[int, Score]] = {it.id: {} for it in items} if keep_details else {}
+        self.usage: dict[str, Usage] = {}
+        self.toolcalls: dict[str, int] | None = None
+        """Tool-call conformance counts summed over the attempts (None: no call offered tools)."""
+        self._errored: dict[Key, Attempt] = {}
+        """Errored attempts (without transcripts), taken back out of the totals if `resume`
+        replaces them."""
+
+    def _live(self, item_id: str, index: int) -> bool:
+        return item_id in self.status and 0 <= index < self.k
+
+    def add_attempt(self, attempt: Attempt) -> None:
+        """Record an attempt; it replaces an earlier one of the same item and index."""
+        item_id, index = attempt.item_id, attempt.index
+        if not self._live(item_id, index):
+            return
+        replaced = self._errored.pop((item_id, index), None)
+        if replaced is not None:
+            self._count(replaced, sign=-1)
+        self._count(attempt, sign=1)
+        ok = attempt.status == "ok"
+        self.status[item_id][index] = _OK if ok else _ERROR
+        if not ok:
+            self._errored[(item_id, index)] = Attempt(item_id, index, usage=attempt.usage,
+                                                      toolcalls=attempt.toolcalls)
+
+    def _count(self, attempt: Attempt, sign: int) -> None:
+        for role, counts in attempt.usage.items():
+            u, total = Usage.from_dict(counts), self.usage.setdefault(sys.intern(role), Usage())
+            for f in _USAGE_FIELDS:
+                setattr(total, f, getattr(total, f) + sign * getattr(u, f))
+        if attempt.toolcalls is not None:
+            if self.toolcalls is None:
+                self.toolcalls = empty_counts()
+            for name, n in attempt.toolcalls.items():
+                self.toolcalls[name] = self.toolcalls.get(name, 0) + sign * n
+
+    def add_score(self, score: Score) -> None:
+        item_id, index = score.item_id, score.index
+        if not self._live(item_id, index):
+            return
+        self.score_status[item_id][index] = _OK if score.status == "ok" else _ERROR
+        if self.keep_details:
+            self.details[item_id][index] = score
+        else:
+            self.values[item_id][index] = score.value
+
+    def attempt_ok(self, key: Key) -> bool:
+        return self._live(*key) and self.status[key[0]][key[1]] == _OK
+
+    def score_ok(self, key: Key) -> bool:
+        return self._live(*key) and self.score_status[key[0]][key[1]] == _OK
+
+    def scores(self) -> list[Score]:
+        """The scores of attempts that finished, by item and index."""
+        out: list[Score] = []
+        for item_id, graded in self.score_status.items():
+            status = self.status[item_id]
+            for index, state in enumerate(graded):
+                if state == _NONE or status[index] != _OK:
+                    continue
+                if self.keep_details:
+                    out.append(self.details[item_id][index])
+                else:
+                    out.append(Score(item_id, index, self.values[item_id][index],
+                                     details=_NO_DETAILS, status="ok" if state == _OK else "error"))
+        return out
+
+    def counts(self) -> tuple[int, int]:
+        """(attempts recorded, of which errors)."""
+        return (sum(len(s) - s.count(_NONE) for s in self.status.values()),
+                sum(s.count(_ERROR) for s in self.status.values()))
+
+    def usage_summary(self) -> dict[str, Any]:
+        total = self.usage.get("agent", Usage())
+        out: dict[str, Any] = total.to_dict()
+        out["by_role"] = {r: u.to_dict() for r, u in sorted(self.usage.items())}
+        return out
+
+
+    @classmethod
+    def of(cls, items: list[Item], k: int, adapter: Adapter, attempts: Iterable[Attempt],
+           scores: Iterable[Score]) -> Tally:
+        tally = cls(items, k, adapter.summary_reads_details)
+        for a in attempts:
+            tally.add_attempt(a)
+        for s in scores:
+            tally.add_score(s)
+        return tally
 
 
 def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
-              attempts: dict[tuple[str, int], Attempt],
-              scores: dict[tuple[str, int], Score], model_label: str) -> dict[str, Any]:
+              attempts: Mapping[Key, Attempt], scores: Mapping[Key, Score],
+              model_label: str) -> dict[str, Any]:
+    """The summary of a run's latest attempt and score records, by (item id, index)."""
+    tally = Tally.of(items, config.task.k, adapter, attempts.values(), scores.values())
+    return summarize_tally(config, adapter, items, tally, model_label)
+
+
+def summarize_tally(config: RunConfig, adapter: Adapter, items: list[Item], tally: Tally,
+                    model_label: str) -> dict[str, Any]:
     spec = config.task
     k = spec.k
-    item_ids = {it.id for it in items}
-    live_attempts = [a for key, a in attempts.items() if a.item_id in item_ids and key[1] < k]
-    live_scores = [s for key, s in scores.items() if s.item_id in item_ids and key[1] < k
-                   and attempts.get(key) is not None and attempts[key].status == "ok"]
-    n_errors = sum(1 for a in live_attempts if a.status != "ok")
+    n_attempts, n_errors = tally.counts()
+    live_scores = tally.scores()
     n_score_errors = sum(1 for s in live_scores if s.status != "ok")
     by_item = group_by_item(live_scores)
     headline = adapter.headline(items, live_scores, k) or summarize_metric(spec.metric, by_item, k)
     expected = len(items) * k
-    complete = (len(live_attempts) == expected and n_errors == 0
+    complete = (n_attempts == expected and n_errors == 0
                 and len(live_scores) == expected and n_score_errors == 0)
     summary: dict[str, Any] = {
         "task": spec.name,
@@ -154,12 +263,12 @@ def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
         "k": k,
         **headline,
         "n_items": len(items),
-        "n_attempts": len(live_attempts),
+        "n_attempts": n_attempts,
         "n_errors": n_errors,
         "n_score_errors": n_score_errors,
         "complete": complete,
-        "usage": _usage_total(live_attempts),
-        "toolcalls": sum_counts(a.toolcalls for a in live_attempts),
+        "usage": tally.usage_summary(),
+        "toolcalls": tally.toolcalls,
         "reported_k2": spec.reported.k2,
         "breakdowns": adapter.breakdowns(items, live_scores),
     }
@@ -224,45 +333,46 @@ class Engine:
     async def execute(self, items: list[Item]) -> dict[str, Any]:
         config, rundir = self.config, self.rundir
         by_id = {it.id: it for it in items}
-        attempts = rundir.attempts()
-        scores = rundir.scores()
-        todo = [(it, i) for it in items for i in range(config.task.k)
-                if attempts.get((it.id, i)) is None or attempts[(it.id, i)].status != "ok"]
-        to_score = [a for key, a in attempts.items() if a.status == "ok" and a.item_id in by_id
-                    and key[1] < config.task.k
-                    and (key not in scores or scores[key].status != "ok")]
-        async with self._session(n_solve=len(todo), n_score=len(to_score),
+        k = config.task.k
+        tally = Tally.of(items, k, self.adapter, (), rundir.scores().values())
+        journal = rundir.attempts()
+        to_score = [a for key, a in journal.items() if a.status == "ok" and a.item_id in by_id
+                    and key[1] < k and not tally.score_ok(key)]
+        for a in journal.values():
+            tally.add_attempt(a)
+        del journal  # transcripts: only those still to grade are kept
+        done = {item_id: bytes(status) for item_id, status in tally.status.items()}  # a snapshot
+        solving = [it for it in items if any(done[it.id][i] != _OK for i in range(k))]
+        n_todo = sum(1 for it in solving for i in range(k) if done[it.id][i] != _OK)
+        todo_pairs = ((it, i) for it in solving for i in range(k) if done[it.id][i] != _OK)
+        async with self._session(n_solve=n_todo, n_score=len(to_score),
                                  label=config.task.name, setup=True,
-                                 solving=[it for it, _ in todo]) as progress:
-            await self._pipeline(by_id, todo, to_score, attempts, scores, progress)
-        return self._finish(items, attempts, scores)
+                                 solving=solving) as progress:
+            await self._pipeline(by_id, todo_pairs, n_todo, to_score, tally, progress)
+        return self._finish(items, tally)
 
-    async def _pipeline(self, by_id: dict[str, Item], todo: list[tuple[Item, int]],
-                        to_score: list[Attempt], attempts: dict[tuple[str, int], Attempt],
-                        scores: dict[tuple[str, int], Score], progress: Progress) -> None:
+    async def _pipeline(self, by_id: dict[str, Item], todo: Iterable[tuple[Item, int]],
+                        n_todo: int, to_score: list[Attempt], tally: Tally,
+                        progress: Progress) -> None:
         """Solve `todo` and grade each attempt as it finishes (plus `to_score`), journaling
-        every result the moment it comes back."""
+        every result the moment it comes back. Solvers wait when the graders fall behind, so
+        at most a bounded number of transcripts is in memory."""
         executor, rundir = self.executor, self.rundir
-        score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue()
-        for a in to_score:
-            score_queue.put_nowait(a)
-        work: asyncio.Queue[tuple[Item, int]] = asyncio.Queue()
-        for pair in todo:
-            work.put_nowait(pair)
+        score_queue: asyncio.Queue[Attempt | None] = asyncio.Queue(
+            maxsize=2 * max(1, executor.solve_slots, executor.score_slots))
+        pending = list(reversed(to_score))
+        to_score.clear()
+        work = iter(todo)
 
         async def solver() -> None:
-            while True:
-                try:
-                    item, index = work.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            for item, index in work:
                 progress.attempt_started()
                 try:
                     attempt = await executor.solve(item, index)
                 finally:
                     progress.attempt_ended()
                 rundir.append_attempt(attempt)
-                attempts[(item.id, index)] = attempt
+                tally.add_attempt(attempt)
                 if attempt.status == "ok":
                     await score_queue.put(attempt)
                 else:
@@ -270,26 +380,32 @@ class Engine:
 
         async def scorer() -> None:
             while True:
-                attempt = await score_queue.get()
+                attempt = pending.pop() if pending else await score_queue.get()
                 if attempt is None:
                     return
                 score = await executor.score(by_id[attempt.item_id], attempt)
                 rundir.append_score(score)
-                scores[(attempt.item_id, attempt.index)] = score
+                tally.add_score(score)
                 tokens = sum(int(u.get("completion_tokens", 0)) for u in attempt.usage.values())
                 progress.update(errors=int(score.status != "ok"), tokens=tokens,
                                 node=node_label(attempt.worker))
 
         scorers = [asyncio.create_task(scorer()) for _ in range(max(1, executor.score_slots))]
         solvers = [asyncio.create_task(solver())
-                   for _ in range(max(1, min(executor.solve_slots, len(todo))))] if todo else []
-        try:
+                   for _ in range(max(1, min(executor.solve_slots, n_todo)))] if n_todo else []
+        async def solve_all() -> None:
             await asyncio.gather(*solvers)
             for _ in scorers:
-                score_queue.put_nowait(None)
-            await asyncio.gather(*scorers)
+                await score_queue.put(None)
+
+        feeder = asyncio.create_task(solve_all())
+        try:  # a grader that raises must not leave the solvers waiting on a full queue
+            done, _ = await asyncio.wait([feeder, *scorers],
+                                         return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()
         finally:
-            for t in (*solvers, *scorers):
+            for t in (feeder, *solvers, *scorers):
                 t.cancel()
 
     async def rescore(self, items: list[Item]) -> dict[str, Any]:
@@ -301,8 +417,7 @@ class Engine:
         index = rundir.attempt_index()
         n_todo = sum(1 for (item_id, i), (_, status) in index.items()
                      if status == "ok" and item_id in by_id and i < config.task.k)
-        attempts: dict[tuple[str, int], Attempt] = {}  # without transcripts, for the summary
-        scores: dict[tuple[str, int], Score] = {}
+        tally = Tally(items, config.task.k, self.adapter.summary_reads_details)
         async with self._session(n_solve=0, n_score=n_todo, label=f"rescore {config.task.name}",
                                  setup=False) as progress:
             gate = asyncio.Semaphore(max(1, self.executor.score_slots))
@@ -315,13 +430,12 @@ class Engine:
                     finally:
                         gate.release()
                     write(s)
-                    scores[(s.item_id, s.index)] = s
+                    tally.add_score(s)
                     progress.update(errors=int(s.status != "ok"), node=node_label(a.worker))
 
                 try:
                     for a in rundir.attempts_at(offset for offset, _ in index.values()):
-                        attempts[(a.item_id, a.index)] = dataclasses.replace(a, messages=[],
-                                                                             calls=[])
+                        tally.add_attempt(a)
                         if a.status == "ok" and a.item_id in by_id and a.index < config.task.k:
                             await gate.acquire()
                             task = asyncio.create_task(one(a))
@@ -331,21 +445,22 @@ class Engine:
                 finally:
                     for task in pending:
                         task.cancel()
-        return self._finish(items, attempts, scores)
+        return self._finish(items, tally)
 
     def _record_conditions(self) -> None:
         self.manifest["conditions"] = self.adapter.conditions(self.config)
         self.rundir.write_manifest(self.manifest)
 
-    def _finish(self, items: list[Item], attempts: dict[tuple[str, int], Attempt],
-                scores: dict[tuple[str, int], Score]) -> dict[str, Any]:
-        summary = summarize(self.config, self.adapter, items, attempts, scores,
-                            self.manifest["model"]["label"])
+    def _finish(self, items: list[Item], tally: Tally) -> dict[str, Any]:
+        summary = summarize_tally(self.config, self.adapter, items, tally,
+                                  self.manifest["model"]["label"])
         summary["run_id"] = self.manifest["run_id"]
         summary["conditions"] = self.manifest.get("conditions") or {}
-        exports = self.adapter.exports(self.config, items, list(attempts.values()))
-        for name, rows in exports.items():
-            self.rundir.write_jsonl(name, rows)
+        if type(self.adapter).exports is not Adapter.exports:  # transcripts from the journal
+            exports = self.adapter.exports(self.config, items,
+                                           list(self.rundir.attempts().values()))
+            for name, rows in exports.items():
+                self.rundir.write_jsonl(name, rows)
         self.rundir.write_summary(summary)
         self.manifest["ended"] = time.time()
         self.manifest["status"] = "finished" if summary["complete"] else "incomplete"

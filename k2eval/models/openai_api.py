@@ -1,8 +1,9 @@
 """Any OpenAI-compatible chat-completions endpoint.
 
-Two transports send the same request body: the `openai` SDK (`http_client="sdk"`, the default)
-and one aiohttp session (`http_client="aiohttp"`, about a third of the CPU per call, see
-perf/engine_throughput.py). Neither retries (the engine's `RetryingChatModel` does), and both
+Two transports send the same request body: one aiohttp session (`http_client="aiohttp"`, the
+default: a fraction of the SDK's CPU per call and start-up time, see perf/engine_throughput.py)
+and the `openai` SDK (`http_client="sdk"`, for endpoints that need its auth or headers; it is
+imported only when chosen). Neither retries (the engine's `RetryingChatModel` does), and both
 hand every failed HTTP status to one classifier, `classify_status`:
 
 - 408, 409, 425, 429 and 5xx, plus timeouts, dropped connections and malformed bodies:
@@ -34,16 +35,9 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
-import openai
-from openai import AsyncOpenAI, DefaultAioHttpClient
-
-try:  # the SDK's HTTP layer: `httpx2` in recent releases, `httpx` before
-    import httpx2 as _httpx
-except ImportError:  # pragma: no cover
-    import httpx as _httpx  # type: ignore[no-redef]
 
 from k2eval.errors import (
     AuthenticationFailed,
@@ -57,6 +51,9 @@ from k2eval.errors import (
 from k2eval.models.base import Completion, Message, Sampling, ToolCall, ToolSchema, Usage
 from k2eval.models.reasoning import outgoing_messages, split_reasoning
 from k2eval.spec import ModelSpec, redact_url_credentials, split_url_credentials
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_TOKENS_NOTE = ("sent as the request's max_tokens and enforced by the endpoint; "
@@ -132,16 +129,104 @@ def classify_status(status: int, body: str, headers: Mapping[str, str] | None,
     return FatalModelError(text, status=status)
 
 
+class _Transport(Protocol):
+    async def post(self, body: dict[str, Any]) -> Any:
+        """The decoded JSON of POST /chat/completions, or a classified `ModelError`."""
+
+    async def probe(self, timeout_s: float) -> int:
+        """The HTTP status of GET /models; `EndpointUnreachable` when nothing answers."""
+
+    async def aclose(self) -> None: ...
+
+
+def _unreachable(endpoint: str, reason: object) -> EndpointUnreachable:
+    return EndpointUnreachable(f"cannot reach {endpoint} ({reason}): is the server running? "
+                               "Check --base-url / OPENAI_BASE_URL")
+
+
+class _AiohttpTransport:
+    """POST /chat/completions on one aiohttp session (created on first use, in the loop).
+
+    The body is encoded once with `json.dumps` and the reply decoded from bytes, so no charset
+    detection or per-request header merging runs on the hot path."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout_s: float,
+                 endpoint: str) -> None:
+        self.base_url = base_url
+        self.url = f"{base_url}/chat/completions"
+        self.headers = {**headers, "Content-Type": "application/json"}
+        self.timeout_s = timeout_s
+        self.endpoint = endpoint
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        return self._session
+
+    async def post(self, body: dict[str, Any]) -> Any:
+        try:
+            async with self._open().post(self.url, data=json.dumps(body).encode()) as resp:
+                data = await resp.read()
+        except TimeoutError:
+            raise RetryableModelError("request timed out") from None
+        except aiohttp.ClientError as exc:
+            raise RetryableModelError(f"connection error: {exc}") from None
+        if resp.status >= 400:
+            raise classify_status(resp.status, data.decode("utf-8", "replace"), resp.headers,
+                                  self.endpoint)
+        try:
+            return json.loads(data)
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            raise RetryableModelError(f"malformed response: {exc}") from None
+
+    async def probe(self, timeout_s: float) -> int:
+        try:
+            async with self._open().get(f"{self.base_url}/models",
+                                        timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                await resp.read()
+                return resp.status
+        except TimeoutError:
+            raise _unreachable(self.endpoint, "timed out") from None
+        except aiohttp.ClientError as exc:
+            raise _unreachable(self.endpoint, exc) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class _SdkTransport:
     """POST through the `openai` SDK's low-level `post`: its transport, auth and error types,
     without the request-param transformation and response-model construction, which cost
-    more CPU per call than everything else in the harness together."""
+    more CPU per call than everything else in the harness together. The SDK is imported here,
+    so runs on the default transport never load it."""
 
-    def __init__(self, client: AsyncOpenAI, endpoint: str) -> None:
-        self.client = client
+    def __init__(self, base_url: str, key: str, headers: dict[str, str], timeout_s: float,
+                 endpoint: str) -> None:
+        from openai import AsyncOpenAI, DefaultAioHttpClient
+
+        try:  # the SDK's HTTP layer: `httpx2` in recent releases, `httpx` before
+            import httpx2 as httpx
+        except ImportError:  # pragma: no cover
+            import httpx  # type: ignore[no-redef]
+
+        # Keep every connection alive: the SDK's default pool keeps only 100 idle connections,
+        # so above 100 concurrent calls it reconnects on every request.
+        http_client = DefaultAioHttpClient(
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
+        self.client: AsyncOpenAI = AsyncOpenAI(
+            api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s,
+            http_client=http_client, default_headers=headers)
         self.endpoint = endpoint
 
     async def post(self, body: dict[str, Any]) -> Any:
+        import openai
+
         try:
             return await self.client.post("/chat/completions", body=body, cast_to=object)
         except openai.APIStatusError as exc:
@@ -154,43 +239,19 @@ class _SdkTransport:
         except (openai.OpenAIError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise RetryableModelError(f"malformed response: {type(exc).__name__}: {exc}") from None
 
-    async def aclose(self) -> None:
-        return None  # the SDK client is closed by the model
+    async def probe(self, timeout_s: float) -> int:
+        import openai
 
-
-class _AiohttpTransport:
-    """POST /chat/completions on one aiohttp session (created on first use, in the loop)."""
-
-    def __init__(self, base_url: str, headers: dict[str, str], timeout_s: float,
-                 endpoint: str) -> None:
-        self.url = f"{base_url}/chat/completions"
-        self.headers = headers
-        self.timeout_s = timeout_s
-        self.endpoint = endpoint
-        self._session: aiohttp.ClientSession | None = None
-
-    async def post(self, body: dict[str, Any]) -> Any:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         try:
-            async with self._session.post(self.url, json=body, headers=self.headers) as resp:
-                text = await resp.text()
-        except TimeoutError:
-            raise RetryableModelError("request timed out") from None
-        except aiohttp.ClientError as exc:
-            raise RetryableModelError(f"connection error: {exc}") from None
-        if resp.status >= 400:
-            raise classify_status(resp.status, text, resp.headers, self.endpoint)
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise RetryableModelError(f"malformed response: {exc}") from None
+            await self.client.models.list(timeout=timeout_s)
+        except openai.APIConnectionError as exc:  # timeouts included
+            raise _unreachable(self.endpoint, exc.__cause__ or exc) from None
+        except openai.APIStatusError as exc:
+            return exc.status_code
+        return 200
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.client.close()
 
 
 class OpenAIChatModel:
@@ -219,18 +280,10 @@ class OpenAIChatModel:
                     "--judge-base-url for those models)")
             pair = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
             headers["Authorization"] = f"Basic {pair}"
-        # Keep every connection alive: the SDK's default pool keeps only 100 idle connections,
-        # so above 100 concurrent calls it reconnects on every request.
-        http_client = DefaultAioHttpClient(
-            timeout=spec.request_timeout_s,
-            limits=_httpx.Limits(max_connections=None, max_keepalive_connections=None))
-        self._client = AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0,
-                                   timeout=spec.request_timeout_s, http_client=http_client,
-                                   default_headers=headers)
-        self._transport: _SdkTransport | _AiohttpTransport = (
-            _AiohttpTransport(self.base_url, {**headers, "Content-Type": "application/json"},
-                              spec.request_timeout_s, self.shown_url)
-            if spec.http_client == "aiohttp" else _SdkTransport(self._client, self.shown_url))
+        self._transport: _Transport = (
+            _SdkTransport(self.base_url, key, headers, spec.request_timeout_s, self.shown_url)
+            if spec.http_client == "sdk" else
+            _AiohttpTransport(self.base_url, headers, spec.request_timeout_s, self.shown_url))
 
     def describe(self) -> dict[str, Any]:
         return {"scheme": "openai", "model": self.name, "base_url": self.shown_url,
@@ -242,18 +295,12 @@ class OpenAIChatModel:
                               "max_tokens": MAX_TOKENS_NOTE}}
 
     async def preflight(self) -> None:
-        try:
-            await self._client.models.list(timeout=min(20.0, self.spec.request_timeout_s))
-        except openai.APIConnectionError as exc:
-            raise EndpointUnreachable(
-                f"cannot reach {self.shown_url} ({exc.__cause__ or exc}): is the server running? "
-                "Check --base-url / OPENAI_BASE_URL") from None
-        except openai.APIStatusError as exc:
-            if exc.status_code in (401, 403):
-                raise UserError(f"{self.shown_url} rejected the credentials (HTTP "
-                                f"{exc.status_code}): check the key in {self.spec.api_key_env} "
-                                "and any user:password in the base URL") from None
-            # other statuses: some servers do not implement /models; the first real call will tell
+        status = await self._transport.probe(min(20.0, self.spec.request_timeout_s))
+        if status in (401, 403):
+            raise UserError(f"{self.shown_url} rejected the credentials (HTTP {status}): check "
+                            f"the key in {self.spec.api_key_env} and any user:password in the "
+                            "base URL")
+        # other statuses: some servers do not implement /models; the first real call will tell
 
     async def complete(self, messages: list[Message], tools: list[ToolSchema] | None,
                        sampling: Sampling) -> Completion:
@@ -320,4 +367,3 @@ class OpenAIChatModel:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-        await self._client.close()
