@@ -314,23 +314,77 @@ def test_no_api_key_reaches_rays_session_logs_or_the_run_directory(
     assert scanned > 20 and any(ray_cluster.temp_dir.rglob("logs/*.log"))
 
 
-def test_nightly_runs_its_suite_on_ray(ray_cluster: RayCluster, fake_openai: Any, aime: Path,
-                                       tmp_path: Path) -> None:
-    srv = fake_openai(aime_oracle(aime, 3))
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(f"name: ray-night\nruns:\n  - task: aime2025\n    model: openai:m\n"
-                     f"    base_url: {srv.base_url}\n    data: {aime}\n    k: 2\n    limit: 6\n")
-    proc = run_cli("nightly", "--suite", str(suite), "--history", str(tmp_path / "h.db"),
-                   "--out", str(tmp_path / "nights"), "--executor", "ray",
-                   "--ray-address", ray_cluster.address)
-    _, err = proc.communicate(timeout=300)
+def run_span(run: Path) -> tuple[float, float]:
+    """When a run's first attempt started and its last one ended (from its journal)."""
+    rows = journal(run)
+    return min(r["started"] for r in rows), max(r["ended"] for r in rows)
+
+
+def nightly(suite: Path, out: Path, *flags: str) -> tuple[str, Path]:
+    """Run `k2eval nightly` on `suite` into `out`: its stdout and the night's folder."""
+    proc = run_cli("nightly", "--suite", str(suite), "--history", str(out / "h.db"),
+                   "--out", str(out / "nights"), *flags)
+    stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    (attempts,) = (tmp_path / "nights").rglob("attempts.jsonl")
-    rows = journal(attempts.parent)
-    assert len(rows) == 12 and {r["worker"]["node_id"] for r in rows} <= {
-        ray_cluster.head_id, ray_cluster.second_id}
-    summary = json.loads((attempts.parent / "summary.json").read_text())
-    assert summary["score"] == pytest.approx(50.0)
+    (night,) = (out / "nights").glob("2*")
+    return stdout, night
+
+
+def night_runs(night: Path) -> dict[str, Path]:
+    """slot -> run directory, in suite order, from night.json."""
+    doc = json.loads((night / "night.json").read_text())
+    return {r["slot"]: night / r["run_dir"] for r in doc["runs"]}
+
+
+def test_nightly_on_ray_runs_the_suites_runs_at_once_and_reports_as_sequential(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, shared_data: Path,
+        tmp_path: Path) -> None:
+    oracle = aime_oracle(aime, 3)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        return seeded_letter(body) if "multiple choice" in last_user_text(body) else oracle(body)
+
+    srv = fake_openai(respond, latency=0.3)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"name: ray-night\nruns:\n"
+        f"  - {{task: aime2025, model: 'openai:m', data: {aime}, k: 2, limit: 6,\n"
+        f"     concurrency: 2, base_url: '{srv.base_url}'}}\n"
+        f"  - {{task: gpqa-diamond, model: 'openai:m', data: {shared_data}/gpqa/dataset.zip,\n"
+        f"     k: 2, limit: 6, concurrency: 2, base_url: '{srv.base_url}'}}\n")
+    seq_out, seq_night = nightly(suite, tmp_path / "local")
+    ray_out, ray_night = nightly(suite, tmp_path / "ray", "--executor", "ray",
+                                 "--ray-address", ray_cluster.address)
+    seq_runs, ray_runs = night_runs(seq_night), night_runs(ray_night)
+    assert list(ray_runs) == list(seq_runs) == ["aime2025 @ openai:m", "gpqa-diamond @ openai:m"]
+    # the sequential night ran one run after the other; on Ray, the two ran together
+    (s1, e1), (s2, e2) = (run_span(r) for r in seq_runs.values())
+    assert e1 <= s2
+    (s1, e1), (s2, e2) = (run_span(r) for r in ray_runs.values())
+    assert max(s1, s2) < min(e1, e2), "the two runs' attempts overlap in time"
+    for slot, run in ray_runs.items():
+        rows = journal(run)
+        assert len(rows) == 12 and all(r["worker"]["node_id"] in {
+            ray_cluster.head_id, ray_cluster.second_id} for r in rows)
+        ray_summary = json.loads((run / "summary.json").read_text())
+        local_summary = json.loads((seq_runs[slot] / "summary.json").read_text())
+        assert comparable(ray_summary) == comparable(local_summary), slot
+    assert json.loads((ray_runs["aime2025 @ openai:m"] / "summary.json").read_text())[
+        "score"] == pytest.approx(50.0)
+    def verdict_lines(stdout: str) -> list[str]:
+        return [line for line in stdout.splitlines() if "no-baseline" in line]
+
+    assert len(verdict_lines(seq_out)) == 2
+    assert verdict_lines(ray_out) == verdict_lines(seq_out)
+    assert "running 2 runs, 2 at a time" in ray_out
+
+    def page(night: Path) -> str:
+        text = (night / "regression.md").read_text()
+        for run in night_runs(night).values():
+            text = text.replace(json.loads((run / "summary.json").read_text())["run_id"], "RUN")
+        return text.replace(str(night), "NIGHT").replace(night.name, "NIGHT")
+
+    assert page(ray_night) == page(seq_night)
 
 
 @pytest.mark.docker

@@ -41,12 +41,14 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from k2eval.engine.executors.attempts import AttemptRunner
 from k2eval.engine.executors.base import Executor, WorkPlan
 from k2eval.errors import ConfigError, InfraError, RunFatalError, UserError
 from k2eval.records import Attempt, Item, Score
+from k2eval.spec import RunConfig
 
 SLOT_RESOURCE = "sandbox_slots"
 SECRET_ENVS = ("HF_TOKEN",)
@@ -98,11 +100,43 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
                         "start it with `ray start --head` or fix --ray-address / RAY_ADDRESS") from None
 
 
-def _secret_env(plan: WorkPlan) -> dict[str, str]:
-    config = plan.config
-    names = {s.api_key_env for s in (config.model, config.user_model, config.judge_model)
-             if s is not None} | set(SECRET_ENVS)
+def secret_env(configs: Iterable[RunConfig]) -> dict[str, str]:
+    """The secrets the runs' workers need: the API key variables their model specs name, and
+    HF_TOKEN, from this process's environment."""
+    names = set(SECRET_ENVS)
+    for config in configs:
+        names |= {s.api_key_env for s in (config.model, config.user_model, config.judge_model)
+                  if s is not None}
     return {n: os.environ[n] for n in sorted(names) if os.environ.get(n)}
+
+
+def connect(address: str, env_vars: dict[str, str]) -> None:
+    """`ray.init` to the cluster at `address` (already resolved), the secrets in the job's
+    runtime environment; one-line errors for a cluster that does not answer."""
+    ray = import_ray()
+    probe_address(address)
+    try:
+        ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=False,
+                 logging_level="warning", configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {first}") from None
+
+
+@contextlib.contextmanager
+def shared_connection(address: str | None, configs: Iterable[RunConfig]) -> Iterator[None]:
+    """One connection for several runs of this process (a nightly suite's runs, concurrent):
+    its runtime environment carries the secrets of all of them, and each run's `RayExecutor`
+    uses it as it is. Disconnects at the end (unless the process was connected already)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    connect(resolve_address(address), secret_env(configs))
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def _is_worker_loss(exc: BaseException, ray: Any) -> bool:
@@ -156,14 +190,7 @@ class RayExecutor(Executor):
         self._plan = plan
         ray = self._ray = import_ray()
         if not ray.is_initialized():
-            probe_address(self.address)
-            try:
-                ray.init(address=self.address, runtime_env={"env_vars": _secret_env(plan)},
-                         log_to_driver=False, logging_level="warning",
-                         configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UserError(f"cannot connect to the Ray cluster at {self.address}: {first}") from None
+            connect(self.address, secret_env([plan.config]))
             self._owns_ray = True
         sandboxed = plan.adapter.needs_sandbox
         if not sandboxed:
