@@ -201,6 +201,16 @@ class Adapter(ABC):
     async def setup(self, config: RunConfig) -> None:  # noqa: B027 - optional hook
         """Prepare once per run (build images, check prerequisites)."""
 
+    def item_image(self, item: Item, spec: TaskSpec) -> str | None:
+        """The sandbox image (a full tag) an attempt at `item` needs, where an executor
+        should prefer a node that already holds it (Ray); None: no particular image."""
+        return None
+
+    async def prepare_image(self, image: str, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
+        """Make `image` present on this machine's Docker engine (a Ray node about to run an
+        attempt that needs it); raise `InfraError` when it cannot. Default: nothing (the
+        sandbox reports a missing image itself)."""
+
     def conditions(self, config: RunConfig) -> dict[str, Any]:
         """The conditions this run was graded under, where they can differ from the official
         ones (the network grading containers had, whose texts the model was sent, ...).

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_helpers import NODE, REPO, RayCluster
+from ray_helpers import NODE, NODE_IMAGES, REPO, RayCluster
 
 import k2eval
 from k2eval.adapters.aime import PROMPT_SUFFIX
@@ -450,3 +450,43 @@ def test_a_sandboxed_worker_killed_mid_run_leaves_no_container_and_never_two_on_
         kind = ("correct", "wrong", "none")[derived_seed(0, row["item_id"], row["attempt"])
                                             % (2**31) % 3]
         assert row["status"] == "ok" and row["details"]["verdict"] == expected[kind], row
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("holder", "concurrency", "placement"), [
+    ("head", 1, {"held": 8}),
+    # two attempts start together: the second finds the holder's one slot busy and goes to the
+    # other node, which then holds the image too
+    ("second", 2, {"held": 7, "not_held": 1}),
+], ids=["head-holds-it", "second-holds-it-busy"])
+def test_attempts_are_placed_on_a_node_that_holds_the_image_they_need(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path,
+        holder: str, concurrency: int, placement: dict[str, int]) -> None:
+    """Answers without code are graded without a container, so a grading never keeps the
+    holder's slot busy when the next attempt is placed."""
+    from lcb_rows import fixture_rows, write_jsonl
+
+    from k2eval.sandbox import ensure_image
+    from k2eval.spec import load_task
+
+    holder_id, other_id = ((ray_cluster.head_id, ray_cluster.second_id) if holder == "head"
+                           else (ray_cluster.second_id, ray_cluster.head_id))
+    marker = f"k2eval/placement-{os.getpid()}:{holder}"
+    require_docker.images.get(ensure_image("python")).tag(marker)
+    NODE_IMAGES.write_text(json.dumps({other_id: [marker]}))  # only the holder "has" it
+    try:
+        spec = load_task("livecodebench-v6").with_overrides(sandbox_image=marker)
+        srv = fake_openai(lambda body: Reply(text="No code."), latency=0.05)
+        run = k2eval.evaluate(spec, "openai:m", base_url=srv.base_url,  # type: ignore[arg-type]
+                              data=write_jsonl(tmp_path / "lcb.jsonl", fixture_rows()), k=2,
+                              concurrency=concurrency, out=tmp_path, executor="ray",
+                              ray_address=ray_cluster.address)
+    finally:
+        NODE_IMAGES.unlink()
+        require_docker.images.remove(marker)
+    assert run.summary["complete"] and run.summary["n_score_errors"] == 0
+    nodes = Counter(r["worker"]["node_id"] for r in journal(run.path))
+    assert sum(nodes.values()) == 8
+    assert set(nodes) == ({holder_id} if concurrency == 1 else {holder_id, other_id}), nodes
+    executor = json.loads((run.path / "manifest.json").read_text())["executor"]
+    assert executor["image_placement"] == placement and executor["workers"] == 2
