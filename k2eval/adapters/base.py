@@ -177,6 +177,9 @@ class Adapter(ABC):
     needs_sandbox: ClassVar[bool] = False
     needs_user_model: ClassVar[bool] = False
     needs_judge_model: ClassVar[bool] = False
+    images_on_nodes: bool = False
+    """Set by an executor whose attempts run on other machines (Ray): each node prepares the
+    images its attempts need (`prepare_image`), so `setup` checks none on this machine."""
 
     @abstractmethod
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:

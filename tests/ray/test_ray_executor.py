@@ -490,3 +490,29 @@ def test_attempts_are_placed_on_a_node_that_holds_the_image_they_need(
     assert set(nodes) == ({holder_id} if concurrency == 1 else {holder_id, other_id}), nodes
     executor = json.loads((run.path / "manifest.json").read_text())["executor"]
     assert executor["image_placement"] == placement and executor["workers"] == 2
+
+
+@pytest.mark.docker
+def test_a_node_that_cannot_pull_a_swebench_instance_image_fails_the_attempt_naming_the_node(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+    """The driver holds no such image either: on Ray it leaves the check to the nodes."""
+    from k2eval.adapters.swebench.synthetic import build_synthetic_image, synthetic_row
+
+    unpullable = "127.0.0.1:1/k2eval/absent:none"  # nothing listens there: the pull fails
+    data = tmp_path / "swe.jsonl"
+    data.write_text(json.dumps({**synthetic_row(build_synthetic_image()), "image": unpullable})
+                    + "\n")
+    srv = fake_openai(lambda body: Reply(text="no tool call"))
+    run = k2eval.evaluate("swebench-verified", "openai:m", base_url=srv.base_url, data=data,
+                          k=2, out=tmp_path, executor="ray", ray_address=ray_cluster.address)
+    rows = journal(run.path)
+    assert len(rows) == 2 and all(r["status"] == "error" for r in rows)
+    nodes = {ray_cluster.head_id, ray_cluster.second_id}
+    for row in rows:
+        message = row["error"]["message"]
+        assert row["error"]["type"] == "InfraError", row["error"]
+        assert message.startswith(f"cannot prepare instance image {unpullable}: "), message
+        assert "[on node" in message and row["worker"]["node_id"] in message
+        assert row["worker"]["node_id"] in nodes
+    assert srv.requests == [], "no model call for an attempt whose image is missing"
+    assert not run.summary["complete"]

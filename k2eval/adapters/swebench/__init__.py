@@ -88,7 +88,10 @@ class SweBenchAdapter(Adapter):
         return items
 
     async def setup(self, config: RunConfig) -> None:
-        """Fail before any model call when an instance image is missing."""
+        """Fail before any model call when an instance image is missing (on Ray, each node
+        pulls the images of its attempts instead)."""
+        if self.images_on_nodes:
+            return
         from k2eval.engine.runner import load_items
 
         images = [it.data["image"] for it in load_items(self, config)]

@@ -196,6 +196,7 @@ class RayExecutor(Executor):
             connect(self.address, secret_env([plan.config]))
             self._owns_ray = True
         sandboxed = plan.adapter.needs_sandbox
+        plan.adapter.images_on_nodes = True
         if not sandboxed:
             self._driver_scorer = AttemptRunner(plan.config, plan.adapter, run_id=plan.run_id,
                                                 models=plan.models, sandbox_limit=None)
