@@ -516,3 +516,28 @@ def test_a_node_that_cannot_pull_a_swebench_instance_image_fails_the_attempt_nam
         assert row["worker"]["node_id"] in nodes
     assert srv.requests == [], "no model call for an attempt whose image is missing"
     assert not run.summary["complete"]
+
+
+def test_sigterm_to_a_concurrent_night_marks_every_run_in_flight_interrupted(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 3), latency=1.0)
+    entry = (f"{{task: aime2025, model: 'openai:m', data: {aime}, k: 2, limit: 6, "
+             f"concurrency: 2, base_url: '{srv.base_url}'")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"- {entry}, name: first}}\n- {entry}, name: second}}\n")
+    nights = tmp_path / "nights"
+    proc = run_cli("nightly", "--suite", str(suite), "--history", str(tmp_path / "h.db"),
+                   "--out", str(nights), "--executor", "ray", "--ray-address",
+                   ray_cluster.address)
+    try:
+        wait_for(lambda: len([p for p in nights.rglob("attempts.jsonl") if p.read_text()]) == 2,
+                 120, "an attempt journaled by each run")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    runs = [p.parent for p in nights.rglob("attempts.jsonl")]
+    statuses = [json.loads((run / "manifest.json").read_text())["status"] for run in runs]
+    assert statuses == ["interrupted", "interrupted"], err
+    assert all(len(journal(run)) < 12 for run in runs)
