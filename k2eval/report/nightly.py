@@ -20,8 +20,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -403,7 +402,7 @@ class ConcurrentRuns:
 
     run: AsyncRunner
     at_once: int | None = None
-    session: Callable[[list[RunConfig]], AbstractContextManager[Any]] | None = None
+    session: Callable[[list[RunConfig]], contextlib.AbstractContextManager[Any]] | None = None
 
 
 Outcome = Callable[[], Path]
@@ -425,15 +424,9 @@ def launch_runs(runner: Runner | ConcurrentRuns, suite: Suite, configs: list[Run
     slots = [e.slot for e in suite.entries]
     at_once = min(runner.at_once or len(configs), len(configs))
     log(f"{prefix} running {len(configs)} runs, {at_once} at a time")
-    session = runner.session(configs) if runner.session else _no_session()
-    with session:
+    with runner.session(configs) if runner.session else contextlib.nullcontext():
         results = asyncio.run(_run_all(runner, slots, configs, night_dir, at_once, log))
     return [functools.partial(_outcome, r) for r in results]
-
-
-@contextlib.contextmanager
-def _no_session() -> Iterator[None]:
-    yield
 
 
 def _outcome(result: Path | BaseException) -> Path:
