@@ -344,7 +344,7 @@ def test_nightly_on_ray_runs_the_suites_runs_at_once_and_reports_as_sequential(
     def respond(body: dict[str, Any]) -> Reply:
         return seeded_letter(body) if "multiple choice" in last_user_text(body) else oracle(body)
 
-    srv = fake_openai(respond, latency=0.3)
+    srv = fake_openai(respond, latency=0.8)  # each run >= 4.8 s: longer than workers take to start
     suite = tmp_path / "suite.yaml"
     suite.write_text(
         f"name: ray-night\nruns:\n"
