@@ -186,6 +186,9 @@ class Adapter(ABC):
     summary_reads_details: ClassVar[bool] = True
     """Whether `headline` / `breakdowns` read `Score.reason` or `Score.details`; False lets the
     engine keep only item, index, value and status of each score in memory."""
+    images_on_nodes: bool = False
+    """Set by an executor whose attempts run on other machines (Ray): each node prepares the
+    images its attempts need (`prepare_image`), so `setup` checks none on this machine."""
 
     @abstractmethod
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:
@@ -214,6 +217,16 @@ class Adapter(ABC):
 
     async def setup(self, config: RunConfig) -> None:  # noqa: B027 - optional hook
         """Prepare once per run (build images, check prerequisites)."""
+
+    def item_image(self, item: Item, spec: TaskSpec) -> str | None:
+        """The sandbox image (a full tag) an attempt at `item` needs, where an executor
+        should prefer a node that already holds it (Ray); None: no particular image."""
+        return None
+
+    async def prepare_image(self, image: str, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
+        """Make `image` present on this machine's Docker engine (a Ray node about to run an
+        attempt that needs it); raise `InfraError` when it cannot. Default: nothing (the
+        sandbox reports a missing image itself)."""
 
     def conditions(self, config: RunConfig) -> dict[str, Any]:
         """The conditions this run was graded under, where they can differ from the official

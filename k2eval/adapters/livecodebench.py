@@ -427,6 +427,11 @@ class LiveCodeBenchAdapter(Adapter):
     def load(self, spec: TaskSpec, data: str | None) -> list[Item]:
         return load_items(spec, data)
 
+    def item_image(self, item: Item, spec: TaskSpec) -> str | None:
+        """A configured full tag (a shipped name such as `python` is built on each node)."""
+        image = spec.sandbox_image
+        return image if image and (":" in image or "/" in image) else None
+
     async def solve(self, item: Item, ctx: AttemptContext) -> SolveResult:
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM_PROMPT},

@@ -102,7 +102,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", metavar="PATH|URL",
                    help="response cache for every run whose suite entry names none "
                         "(see `k2eval run --cache`)")
-    add_executor_flags(p.add_argument_group("execution (each run of the suite)"))
+    execution = p.add_argument_group("execution (each run of the suite)")
+    add_executor_flags(execution)
+    execution.add_argument(
+        "--parallel-runs", type=int, metavar="N",
+        help="with --executor ray, how many runs of the suite are in flight at once (default: "
+             "all). Each run keeps its own --concurrency, so two runs against one endpoint "
+             "may send it twice that many calls at once. The local executor runs them one "
+             "after another")
     p.set_defaults(func=cmd_nightly)
     nsub = p.add_subparsers(dest="nightly_command", metavar="SUBCOMMAND")
     r = nsub.add_parser("reindex", help="rebuild the history database from the run directories",
@@ -269,19 +276,43 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+SUITE_READY_S = 24 * 3600.0
+"""How long a run of a concurrent suite waits for its first Ray worker (its sandbox slots may
+be held by the suite's other sandboxed runs until they end)."""
+
+
 def _suite_runner(args: argparse.Namespace) -> Any:
-    """None (the default runner) for the local executor; otherwise one that runs each run of
-    the suite on the executor the flags name (a fresh one per run)."""
-    from k2eval.engine import run_task
+    """None (the default runner, one run after another) for the local executor; for Ray, every
+    run of the suite at once (at most --parallel-runs), sharing one connection to the cluster,
+    each on a fresh executor."""
+    import functools
+
+    from k2eval.engine.executors import make_executor
+    from k2eval.engine.runner import run_async
+    from k2eval.report.nightly import ConcurrentRuns
 
     executor_of(args)  # bad executor flags fail before any run
+    at_once = args.parallel_runs
     if args.executor == "local":
+        if at_once is not None:
+            raise UserError("--parallel-runs only applies with --executor ray (the local "
+                            "executor runs the suite's runs one after another)")
         return None
+    if at_once is not None and at_once < 1:
+        raise UserError(f"--parallel-runs must be >= 1 (got {at_once})")
+    from k2eval.engine.executors.ray_cluster import (
+        probe_address,
+        resolve_address,
+        shared_connection,
+    )
 
-    def runner(config: Any, out_dir: Path) -> Path:
-        return run_task(config, out_dir, progress=False, executor=executor_of(args))
+    probe_address(resolve_address(args.ray_address))  # before the night is recorded
+    async def run(config: Any, out_dir: Path) -> Path:
+        executor = make_executor(args.executor, address=args.ray_address,
+                                 workers=args.ray_workers, ready_timeout_s=SUITE_READY_S)
+        return (await run_async(config, out_dir, progress=False, executor=executor)).path
 
-    return runner
+    return ConcurrentRuns(run, at_once, functools.partial(shared_connection, args.ray_address))
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:

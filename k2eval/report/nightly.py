@@ -17,13 +17,15 @@ aside and swaps it in when complete, skipping (and naming) such run directories.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ from k2eval.store.rundir import check_writable, write_json_atomic
 NIGHT_FILE = "night.json"
 
 Runner = Callable[[RunConfig, Path], Path]
+AsyncRunner = Callable[[RunConfig, Path], Awaitable[Path]]
 
 
 # --- the suite ------------------------------------------------------------------------------
@@ -403,12 +406,93 @@ def _default_runner(config: RunConfig, out_dir: Path) -> Path:
     return run_task(config, out_dir, progress=False)
 
 
+# --- launching the runs ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConcurrentRuns:
+    """Run the suite's runs concurrently on one event loop of this process: at most `at_once`
+    in flight (None: all of them), all inside `session` (e.g. the one Ray connection they
+    share). Each run keeps its own run directory, journal, lock and --concurrency.
+
+    For executors whose attempts run elsewhere (Ray): the local executor's sandboxes belong to
+    this process and its runs share its cores, so it runs them one after another."""
+
+    run: AsyncRunner
+    at_once: int | None = None
+    session: Callable[[list[RunConfig]], contextlib.AbstractContextManager[Any]] | None = None
+
+
+Outcome = Callable[[], Path]
+"""A run's result: its run directory, or the error it raised."""
+
+
+def launch_runs(runner: Runner | ConcurrentRuns, suite: Suite, configs: list[RunConfig],
+                night_dir: Path, log: Callable[[str], None]) -> list[Outcome]:
+    """The outcome of each run of the suite, in suite order. A plain runner runs each one when
+    its outcome is asked for (one after another); `ConcurrentRuns` runs them all now."""
+    prefix = f"[{night_dir.name}]"
+    if not isinstance(runner, ConcurrentRuns):
+        def one(slot: str, config: RunConfig) -> Path:
+            log(f"{prefix} {slot}: running")
+            return runner(config, night_dir)
+
+        return [functools.partial(one, e.slot, c) for e, c in zip(suite.entries, configs,
+                                                                     strict=True)]
+    slots = [e.slot for e in suite.entries]
+    at_once = min(runner.at_once or len(configs), len(configs))
+    log(f"{prefix} running {len(configs)} runs, {at_once} at a time")
+    with runner.session(configs) if runner.session else contextlib.nullcontext():
+        results = asyncio.run(_run_all(runner, slots, configs, night_dir, at_once, log))
+    return [functools.partial(_outcome, r) for r in results]
+
+
+def _outcome(result: Path | BaseException) -> Path:
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+async def _run_all(runner: ConcurrentRuns, slots: list[str], configs: list[RunConfig],
+                   night_dir: Path, at_once: int, log: Callable[[str], None]
+                   ) -> list[Path | BaseException]:
+    """Every run's directory or exception. A run that is cancelled (Ctrl-C, SIGTERM) cancels
+    the others: each marks its run directory interrupted, and the night stops there."""
+    gate = asyncio.Semaphore(at_once)
+    prefix = f"[{night_dir.name}]"
+
+    async def one(slot: str, config: RunConfig) -> Path:
+        async with gate:
+            log(f"{prefix} {slot}: running")
+            path = await runner.run(config, night_dir)
+            log(f"{prefix} {slot}: finished")
+            return path
+
+    tasks = [asyncio.create_task(one(s, c)) for s, c in zip(slots, configs, strict=True)]
+    try:
+        pending: set[asyncio.Task[Path]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(t.cancelled() for t in done):
+                raise asyncio.CancelledError
+            stopped = [t.exception() for t in done
+                       if isinstance(t.exception(), Interrupted | KeyboardInterrupt)]
+            if stopped:  # a stop signal reached one run: the night stops, every run with it
+                raise stopped[0]  # type: ignore[misc]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return [t.exception() or t.result() for t in tasks]
+
+
 def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
                 baseline: str = "latest", thresholds: Thresholds | None = None,
-                runner: Runner | None = None, log: Callable[[str], None] = print,
-                cache: str | None = None) -> NightResult:
+                runner: Runner | ConcurrentRuns | None = None,
+                log: Callable[[str], None] = print, cache: str | None = None) -> NightResult:
     """Run the suite into `out/<night>/`, index it, judge each series, write the reports.
-    `cache`: the response cache of every entry that names none."""
+    `runner`: how each run is made (default: `run_task`, one after another; `ConcurrentRuns`:
+    all at once, then indexed and judged in suite order). `cache`: the response cache of every
+    entry that names none."""
     suite = load_suite(suite_path)
     defaults = {"cache": cache} if cache else {}
     configs = [build_config(entry, defaults) for entry in suite.entries]  # fail before any run
@@ -430,16 +514,23 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
     verdicts: list[Verdict] = []
     interrupted: Interrupted | None = None
     with recording_stop_signals() as stops:  # a signal stops the night, never its pages
-        for entry, config in zip(suite.entries, configs, strict=True):
+        try:
+            outcomes = launch_runs(runner, suite, configs, night_dir, log)
+        except (Interrupted, KeyboardInterrupt, asyncio.CancelledError) as exc:  # runs at once
+            interrupted = exc if isinstance(exc, Interrupted) else Interrupted(
+                stops[0] if stops else signal.SIGINT)
+            outcomes = []
+            verdicts.extend(_failed(night_doc, entry, f"{interrupted} while it ran")
+                            for entry in suite.entries)
+        for entry, outcome in zip(suite.entries, outcomes, strict=True):
             if interrupted is None and stops:
                 interrupted = Interrupted(stops[0])
             if interrupted is not None:
                 verdicts.append(_failed(night_doc, entry, f"not run: the night was {interrupted}"))
                 continue
-            log(f"[{night_id}] {entry.slot}: running")
             try:
-                verdicts.append(_run_entry(entry, config, runner, store, night_dir, night_doc,
-                                           baseline, started, thresholds))
+                verdicts.append(_run_entry(entry, outcome, store, night_doc, baseline, started,
+                                           thresholds))
             except (Interrupted, KeyboardInterrupt) as exc:
                 interrupted = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
                 verdicts.append(_failed(night_doc, entry, f"{interrupted} while it ran"))
@@ -467,11 +558,12 @@ def run_nightly(suite_path: str | Path, store: HistoryStore, out: str | Path, *,
     return result
 
 
-def _run_entry(entry: SuiteEntry, config: RunConfig, runner: Runner, store: HistoryStore,
-               night_dir: Path, night_doc: dict[str, Any], baseline: str, started: float,
+def _run_entry(entry: SuiteEntry, outcome: Outcome, store: HistoryStore,
+               night_doc: dict[str, Any], baseline: str, started: float,
                thresholds: Thresholds) -> Verdict:
-    """Run one entry of the suite, index it and judge it against its baseline."""
-    view = RunView.load(runner(config, night_dir))
+    """The entry's run (made when `outcome` is asked for, or already made), indexed and judged
+    against its baseline."""
+    view = RunView.load(outcome())
     if not view.usable:
         note = view.status_text + ("" if view.still_running else
                                    f"; continue it with `k2eval resume {view.path}`")

@@ -26,6 +26,11 @@ os.environ.update(RAY_ENV)  # before `import ray`: Ray reads them at import time
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 
+# The test nodes share one Docker engine: each node's image inventory is faked through this
+# file ({node_id: [images the node reports absent]}), read by the workers (test-only).
+NODE_IMAGES = Path(f"/tmp/k2eval-node-images-{os.getpid()}.json")
+os.environ["K2EVAL_TEST_NODE_IMAGES"] = str(NODE_IMAGES)
+
 NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 << 20,
         "resources": {"sandbox_slots": 1}}
 

@@ -119,3 +119,24 @@ def test_sandboxed_task_on_a_cluster_without_sandbox_slots_is_refused(
                                "--ray-address", cluster_without_slots))
     assert "sandbox_slots" in line and cluster_without_slots in line
     assert srv.requests == []
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--parallel-runs", "2"], "--parallel-runs only applies with --executor ray"),
+    (["--executor", "ray", "--parallel-runs", "0"], "--parallel-runs must be >= 1 (got 0)"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:{port}"],
+     "cannot reach the Ray cluster at 127.0.0.1:{port}"),
+], ids=["local", "zero", "unreachable"])
+def test_nightly_execution_flags_are_checked_before_any_run(
+        aime_run: tuple[Any, list[str]], shared_data: Path, tmp_path: Path, flags: list[str],
+        says: str) -> None:
+    srv, _ = aime_run
+    port = str(free_port())
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"- {{task: aime2025, model: 'openai:m', base_url: '{srv.base_url}', "
+                     f"data: {shared_data}/aime/aime25.jsonl, limit: 2}}\n")
+    line = one_line(k2eval_cli("nightly", "--suite", str(suite), "--history",
+                               str(tmp_path / "h.db"), "--out", str(tmp_path / "nights"),
+                               *(f.replace("{port}", port) for f in flags)))
+    assert says.replace("{port}", port) in line
+    assert srv.requests == [] and not (tmp_path / "nights").exists()

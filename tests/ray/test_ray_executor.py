@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_helpers import NODE, REPO, RayCluster
+from ray_helpers import NODE, NODE_IMAGES, REPO, RayCluster
 
 import k2eval
 from k2eval.adapters.aime import PROMPT_SUFFIX
@@ -314,23 +314,77 @@ def test_no_api_key_reaches_rays_session_logs_or_the_run_directory(
     assert scanned > 20 and any(ray_cluster.temp_dir.rglob("logs/*.log"))
 
 
-def test_nightly_runs_its_suite_on_ray(ray_cluster: RayCluster, fake_openai: Any, aime: Path,
-                                       tmp_path: Path) -> None:
-    srv = fake_openai(aime_oracle(aime, 3))
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(f"name: ray-night\nruns:\n  - task: aime2025\n    model: openai:m\n"
-                     f"    base_url: {srv.base_url}\n    data: {aime}\n    k: 2\n    limit: 6\n")
-    proc = run_cli("nightly", "--suite", str(suite), "--history", str(tmp_path / "h.db"),
-                   "--out", str(tmp_path / "nights"), "--executor", "ray",
-                   "--ray-address", ray_cluster.address)
-    _, err = proc.communicate(timeout=300)
+def run_span(run: Path) -> tuple[float, float]:
+    """When a run's first attempt started and its last one ended (from its journal)."""
+    rows = journal(run)
+    return min(r["started"] for r in rows), max(r["ended"] for r in rows)
+
+
+def nightly(suite: Path, out: Path, *flags: str) -> tuple[str, Path]:
+    """Run `k2eval nightly` on `suite` into `out`: its stdout and the night's folder."""
+    proc = run_cli("nightly", "--suite", str(suite), "--history", str(out / "h.db"),
+                   "--out", str(out / "nights"), *flags)
+    stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    (attempts,) = (tmp_path / "nights").rglob("attempts.jsonl")
-    rows = journal(attempts.parent)
-    assert len(rows) == 12 and {r["worker"]["node_id"] for r in rows} <= {
-        ray_cluster.head_id, ray_cluster.second_id}
-    summary = json.loads((attempts.parent / "summary.json").read_text())
-    assert summary["score"] == pytest.approx(50.0)
+    (night,) = (out / "nights").glob("2*")
+    return stdout, night
+
+
+def night_runs(night: Path) -> dict[str, Path]:
+    """slot -> run directory, in suite order, from night.json."""
+    doc = json.loads((night / "night.json").read_text())
+    return {r["slot"]: night / r["run_dir"] for r in doc["runs"]}
+
+
+def test_nightly_on_ray_runs_the_suites_runs_at_once_and_reports_as_sequential(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, shared_data: Path,
+        tmp_path: Path) -> None:
+    oracle = aime_oracle(aime, 3)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        return seeded_letter(body) if "multiple choice" in last_user_text(body) else oracle(body)
+
+    srv = fake_openai(respond, latency=0.8)  # each run >= 4.8 s: longer than workers take to start
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"name: ray-night\nruns:\n"
+        f"  - {{task: aime2025, model: 'openai:m', data: {aime}, k: 2, limit: 6,\n"
+        f"     concurrency: 2, base_url: '{srv.base_url}'}}\n"
+        f"  - {{task: gpqa-diamond, model: 'openai:m', data: {shared_data}/gpqa/dataset.zip,\n"
+        f"     k: 2, limit: 6, concurrency: 2, base_url: '{srv.base_url}'}}\n")
+    seq_out, seq_night = nightly(suite, tmp_path / "local")
+    ray_out, ray_night = nightly(suite, tmp_path / "ray", "--executor", "ray",
+                                 "--ray-address", ray_cluster.address)
+    seq_runs, ray_runs = night_runs(seq_night), night_runs(ray_night)
+    assert list(ray_runs) == list(seq_runs) == ["aime2025 @ openai:m", "gpqa-diamond @ openai:m"]
+    # the sequential night ran one run after the other; on Ray, the two ran together
+    (s1, e1), (s2, e2) = (run_span(r) for r in seq_runs.values())
+    assert e1 <= s2
+    (s1, e1), (s2, e2) = (run_span(r) for r in ray_runs.values())
+    assert max(s1, s2) < min(e1, e2), "the two runs' attempts overlap in time"
+    for slot, run in ray_runs.items():
+        rows = journal(run)
+        assert len(rows) == 12 and all(r["worker"]["node_id"] in {
+            ray_cluster.head_id, ray_cluster.second_id} for r in rows)
+        ray_summary = json.loads((run / "summary.json").read_text())
+        local_summary = json.loads((seq_runs[slot] / "summary.json").read_text())
+        assert comparable(ray_summary) == comparable(local_summary), slot
+    assert json.loads((ray_runs["aime2025 @ openai:m"] / "summary.json").read_text())[
+        "score"] == pytest.approx(50.0)
+    def verdict_lines(stdout: str) -> list[str]:
+        return [line for line in stdout.splitlines() if "no-baseline" in line]
+
+    assert len(verdict_lines(seq_out)) == 2
+    assert verdict_lines(ray_out) == verdict_lines(seq_out)
+    assert "running 2 runs, 2 at a time" in ray_out
+
+    def page(night: Path) -> str:
+        text = (night / "regression.md").read_text()
+        for run in night_runs(night).values():
+            text = text.replace(json.loads((run / "summary.json").read_text())["run_id"], "RUN")
+        return text.replace(str(night), "NIGHT").replace(night.name, "NIGHT")
+
+    assert page(ray_night) == page(seq_night)
 
 
 @pytest.mark.docker
@@ -396,3 +450,94 @@ def test_a_sandboxed_worker_killed_mid_run_leaves_no_container_and_never_two_on_
         kind = ("correct", "wrong", "none")[derived_seed(0, row["item_id"], row["attempt"])
                                             % (2**31) % 3]
         assert row["status"] == "ok" and row["details"]["verdict"] == expected[kind], row
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("holder", "concurrency", "placement"), [
+    ("head", 1, {"held": 8}),
+    # two attempts start together: the second finds the holder's one slot busy and goes to the
+    # other node, which then holds the image too
+    ("second", 2, {"held": 7, "not_held": 1}),
+], ids=["head-holds-it", "second-holds-it-busy"])
+def test_attempts_are_placed_on_a_node_that_holds_the_image_they_need(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path,
+        holder: str, concurrency: int, placement: dict[str, int]) -> None:
+    """Answers without code are graded without a container, so a grading never keeps the
+    holder's slot busy when the next attempt is placed."""
+    from lcb_rows import fixture_rows, write_jsonl
+
+    from k2eval.sandbox import ensure_image
+    from k2eval.spec import load_task
+
+    holder_id, other_id = ((ray_cluster.head_id, ray_cluster.second_id) if holder == "head"
+                           else (ray_cluster.second_id, ray_cluster.head_id))
+    marker = f"k2eval/placement-{os.getpid()}:{holder}"
+    require_docker.images.get(ensure_image("python")).tag(marker)
+    NODE_IMAGES.write_text(json.dumps({other_id: [marker]}))  # only the holder "has" it
+    try:
+        spec = load_task("livecodebench-v6").with_overrides(sandbox_image=marker)
+        srv = fake_openai(lambda body: Reply(text="No code."), latency=0.05)
+        run = k2eval.evaluate(spec, "openai:m", base_url=srv.base_url,  # type: ignore[arg-type]
+                              data=write_jsonl(tmp_path / "lcb.jsonl", fixture_rows()), k=2,
+                              concurrency=concurrency, out=tmp_path, executor="ray",
+                              ray_address=ray_cluster.address)
+    finally:
+        NODE_IMAGES.unlink()
+        require_docker.images.remove(marker)
+    assert run.summary["complete"] and run.summary["n_score_errors"] == 0
+    nodes = Counter(r["worker"]["node_id"] for r in journal(run.path))
+    assert sum(nodes.values()) == 8
+    assert set(nodes) == ({holder_id} if concurrency == 1 else {holder_id, other_id}), nodes
+    executor = json.loads((run.path / "manifest.json").read_text())["executor"]
+    assert executor["image_placement"] == placement and executor["workers"] == 2
+
+
+@pytest.mark.docker
+def test_a_node_that_cannot_pull_a_swebench_instance_image_fails_the_attempt_naming_the_node(
+        ray_cluster: RayCluster, require_docker: Any, fake_openai: Any, tmp_path: Path) -> None:
+    """The driver holds no such image either: on Ray it leaves the check to the nodes."""
+    from k2eval.adapters.swebench.synthetic import build_synthetic_image, synthetic_row
+
+    unpullable = "127.0.0.1:1/k2eval/absent:none"  # nothing listens there: the pull fails
+    data = tmp_path / "swe.jsonl"
+    data.write_text(json.dumps({**synthetic_row(build_synthetic_image()), "image": unpullable})
+                    + "\n")
+    srv = fake_openai(lambda body: Reply(text="no tool call"))
+    run = k2eval.evaluate("swebench-verified", "openai:m", base_url=srv.base_url, data=data,
+                          k=2, out=tmp_path, executor="ray", ray_address=ray_cluster.address)
+    rows = journal(run.path)
+    assert len(rows) == 2 and all(r["status"] == "error" for r in rows)
+    nodes = {ray_cluster.head_id, ray_cluster.second_id}
+    for row in rows:
+        message = row["error"]["message"]
+        assert row["error"]["type"] == "InfraError", row["error"]
+        assert message.startswith(f"cannot prepare instance image {unpullable}: "), message
+        assert "[on node" in message and row["worker"]["node_id"] in message
+        assert row["worker"]["node_id"] in nodes
+    assert srv.requests == [], "no model call for an attempt whose image is missing"
+    assert not run.summary["complete"]
+
+
+def test_sigterm_to_a_concurrent_night_marks_every_run_in_flight_interrupted(
+        ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
+    srv = fake_openai(aime_oracle(aime, 3), latency=1.0)
+    entry = (f"{{task: aime2025, model: 'openai:m', data: {aime}, k: 2, limit: 6, "
+             f"concurrency: 2, base_url: '{srv.base_url}'")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"- {entry}, name: first}}\n- {entry}, name: second}}\n")
+    nights = tmp_path / "nights"
+    proc = run_cli("nightly", "--suite", str(suite), "--history", str(tmp_path / "h.db"),
+                   "--out", str(nights), "--executor", "ray", "--ray-address",
+                   ray_cluster.address)
+    try:
+        wait_for(lambda: len([p for p in nights.rglob("attempts.jsonl") if p.read_text()]) == 2,
+                 120, "an attempt journaled by each run")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    runs = [p.parent for p in nights.rglob("attempts.jsonl")]
+    statuses = [json.loads((run / "manifest.json").read_text())["status"] for run in runs]
+    assert statuses == ["interrupted", "interrupted"], err
+    assert all(len(journal(run)) < 12 for run in runs)

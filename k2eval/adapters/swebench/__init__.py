@@ -15,6 +15,7 @@ run's conditions.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from k2eval.adapters.base import (
@@ -35,7 +36,7 @@ from k2eval.adapters.swebench.grading import (
     failure_details,
     is_empty_patch,
 )
-from k2eval.adapters.swebench.images import require_images
+from k2eval.adapters.swebench.images import pull_images, require_images
 from k2eval.adapters.swebench.network import NetworkChoice, NetworkResolver, requested_network
 from k2eval.adapters.swebench.predictions import prediction_rows
 from k2eval.errors import ConfigError, InfraError
@@ -87,11 +88,23 @@ class SweBenchAdapter(Adapter):
         return items
 
     async def setup(self, config: RunConfig) -> None:
-        """Fail before any model call when an instance image is missing."""
+        """Fail before any model call when an instance image is missing (on Ray, each node
+        pulls the images of its attempts instead)."""
+        if self.images_on_nodes:
+            return
         from k2eval.engine.runner import load_items
 
         images = [it.data["image"] for it in load_items(self, config)]
         await require_images(images, config.task.name)
+
+    def item_image(self, item: Item, spec: TaskSpec) -> str | None:
+        return str(item.data["image"])
+
+    async def prepare_image(self, image: str, spec: TaskSpec) -> None:
+        """Pull it, as `k2eval swebench images --pull` does."""
+        failures = await asyncio.to_thread(pull_images, [image], False)
+        if failures:
+            raise InfraError(f"cannot prepare instance image {image}: {failures[0][1]}")
 
     def conditions(self, config: RunConfig) -> dict[str, Any]:
         """The network instance containers had (see network.py)."""

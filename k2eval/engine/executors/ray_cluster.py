@@ -41,12 +41,14 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from k2eval.engine.executors.attempts import AttemptRunner
 from k2eval.engine.executors.base import Executor, WorkPlan
 from k2eval.errors import ConfigError, InfraError, RunFatalError, UserError
 from k2eval.records import Attempt, Item, Score
+from k2eval.spec import RunConfig
 
 SLOT_RESOURCE = "sandbox_slots"
 SECRET_ENVS = ("HF_TOKEN",)
@@ -98,11 +100,43 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
                         "start it with `ray start --head` or fix --ray-address / RAY_ADDRESS") from None
 
 
-def _secret_env(plan: WorkPlan) -> dict[str, str]:
-    config = plan.config
-    names = {s.api_key_env for s in (config.model, config.user_model, config.judge_model)
-             if s is not None} | set(SECRET_ENVS)
+def secret_env(configs: Iterable[RunConfig]) -> dict[str, str]:
+    """The secrets the runs' workers need: the API key variables their model specs name, and
+    HF_TOKEN, from this process's environment."""
+    names = set(SECRET_ENVS)
+    for config in configs:
+        names |= {s.api_key_env for s in (config.model, config.user_model, config.judge_model)
+                  if s is not None}
     return {n: os.environ[n] for n in sorted(names) if os.environ.get(n)}
+
+
+def connect(address: str, env_vars: dict[str, str]) -> None:
+    """`ray.init` to the cluster at `address` (already resolved), the secrets in the job's
+    runtime environment; one-line errors for a cluster that does not answer."""
+    ray = import_ray()
+    probe_address(address)
+    try:
+        ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=False,
+                 logging_level="warning", configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {first}") from None
+
+
+@contextlib.contextmanager
+def shared_connection(address: str | None, configs: Iterable[RunConfig]) -> Iterator[None]:
+    """One connection for several runs of this process (a nightly suite's runs, concurrent):
+    its runtime environment carries the secrets of all of them, and each run's `RayExecutor`
+    uses it as it is. Disconnects at the end (unless the process was connected already)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    connect(resolve_address(address), secret_env(configs))
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def _is_worker_loss(exc: BaseException, ray: Any) -> bool:
@@ -148,6 +182,9 @@ class RayExecutor(Executor):
         self._n_workers = 0
         self._start_s = 0.0
         self.rescheduled = 0
+        self._image_nodes: dict[str, asyncio.Future[set[str]]] = {}
+        self.image_placement: Counter[str] = Counter()
+        """Attempts that named an image: placed on a node that held it, or not."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -156,16 +193,10 @@ class RayExecutor(Executor):
         self._plan = plan
         ray = self._ray = import_ray()
         if not ray.is_initialized():
-            probe_address(self.address)
-            try:
-                ray.init(address=self.address, runtime_env={"env_vars": _secret_env(plan)},
-                         log_to_driver=False, logging_level="warning",
-                         configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UserError(f"cannot connect to the Ray cluster at {self.address}: {first}") from None
+            connect(self.address, secret_env([plan.config]))
             self._owns_ray = True
         sandboxed = plan.adapter.needs_sandbox
+        plan.adapter.images_on_nodes = True
         if not sandboxed:
             self._driver_scorer = AttemptRunner(plan.config, plan.adapter, run_id=plan.run_id,
                                                 models=plan.models, sandbox_limit=None)
@@ -245,7 +276,8 @@ class RayExecutor(Executor):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "workers": self._n_workers,
                 "nodes": self._nodes, "sandbox_slots": self._slots or None,
-                "rescheduled": self.rescheduled, "start_s": self._start_s}
+                "rescheduled": self.rescheduled, "start_s": self._start_s,
+                "image_placement": dict(self.image_placement) or None}
 
     async def aclose(self) -> None:
         ray = self._ray
@@ -287,9 +319,12 @@ class RayExecutor(Executor):
         assert self._plan is not None
         return self._slots if self._plan.adapter.needs_sandbox else self._plan.config.concurrency
 
-    async def _pick(self, node: str | None) -> int:
-        """The least loaded healthy worker (on `node` when it has one); waits while every
-        worker is restarting."""
+    def _node_of(self, i: int) -> str | None:
+        return self._where.get(i, {}).get("node_id")
+
+    async def _pick(self, node: str | None, prefer: set[str] | None = None) -> int:
+        """The least loaded healthy worker (on `node` when it has one; among equally loaded
+        ones, on a node in `prefer`); waits while every worker is restarting."""
         deadline = time.monotonic() + self.revive_timeout_s
         while True:
             live = [i for i in range(len(self._actors)) if i not in self._dead]
@@ -297,8 +332,9 @@ class RayExecutor(Executor):
                 raise InfraError(f"every Ray worker of this run is dead (cluster {self.address})")
             healthy = [i for i in live if i not in self._suspect]
             if healthy:
-                local = [i for i in healthy if self._where.get(i, {}).get("node_id") == node]
-                return min(local or healthy, key=lambda i: (self._load[i], i))
+                local = [i for i in healthy if self._node_of(i) == node]
+                return min(local or healthy, key=lambda i: (
+                    self._load[i], prefer is not None and self._node_of(i) not in prefer, i))
             if time.monotonic() > deadline:
                 raise InfraError(f"no Ray worker came back within {self.revive_timeout_s:.0f} s")
             await asyncio.sleep(0.5)
@@ -331,12 +367,13 @@ class RayExecutor(Executor):
         cause = getattr(exc, "cause", None)
         return cause if isinstance(cause, BaseException) else exc
 
-    async def _call(self, method: str, *args: Any, node: str | None = None) -> Any:
+    async def _call(self, method: str, *args: Any, node: str | None = None,
+                    prefer: set[str] | None = None) -> Any:
         """Call an actor method, moving to another worker when the one running it dies."""
         ray = self._ray
         last: BaseException | None = None
         for _ in range(self.max_tries):
-            i = await self._pick(node)
+            i = await self._pick(node, prefer)
             self._load[i] += 1
             try:
                 return await getattr(self._actors[i], method).remote(*args)
@@ -356,10 +393,39 @@ class RayExecutor(Executor):
         first = str(last).strip().splitlines()[0] if last is not None else ""
         raise InfraError(f"Ray worker lost {self.max_tries} times under this attempt: {first}")
 
+    async def _holders(self, image: str) -> set[str]:
+        """The nodes whose Docker engine holds `image` (asked once per image, of one live
+        worker per node; nodes that prepare it later are added as their attempts return)."""
+        asked = self._image_nodes.get(image)
+        if asked is None:
+            asked = self._image_nodes[image] = asyncio.ensure_future(self._ask_holders(image))
+        return await asyncio.shield(asked)
+
+    async def _ask_holders(self, image: str) -> set[str]:
+        ask: dict[str, int] = {}
+        for i in range(len(self._actors)):
+            node = self._node_of(i)
+            if node and i not in self._dead and i not in self._suspect:
+                ask.setdefault(node, i)
+        answers = await asyncio.gather(*(self._actors[i].holds.remote([image])
+                                         for i in ask.values()), return_exceptions=True)
+        return {node for node, held in zip(ask, answers, strict=True)
+                if isinstance(held, list) and image in held}
+
     async def solve(self, item: Item, index: int) -> Attempt:
         started = time.time()
+        assert self._plan is not None
+        image = self._plan.adapter.item_image(item, self._plan.config.task)
         try:
-            attempt: Attempt = await self._call("solve", item, index)
+            if image is None:
+                attempt: Attempt = await self._call("solve", item, index)
+                return attempt
+            holders = await self._holders(image)
+            attempt = await self._call("solve", item, index, prefer=holders)
+            node = (attempt.worker or {}).get("node_id")
+            self.image_placement["held" if node in holders else "not_held"] += 1
+            if node and not (attempt.error and attempt.error.get("type") == "InfraError"):
+                holders.add(node)  # it holds the image now
             return attempt
         except InfraError as exc:
             return Attempt(item_id=item.id, index=index, status="error", started=started,

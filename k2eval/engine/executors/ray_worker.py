@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 from k2eval.adapters.base import get_adapter
 from k2eval.engine.executors.attempts import AttemptRunner, RunModels
-from k2eval.errors import UserError
+from k2eval.errors import InfraError, UserError
 from k2eval.records import Attempt, Item, Score
 from k2eval.spec import RunConfig
 
@@ -42,6 +43,7 @@ class AttemptWorker:
         self.with_models = with_models
         self._runner: AttemptRunner | None = None
         self._lock = asyncio.Lock()
+        self._prepared: set[str] = set()
 
     async def _ready(self) -> AttemptRunner:
         """The runner, built on first use inside the actor's event loop (model clients bind to
@@ -68,6 +70,23 @@ class AttemptWorker:
         await self._ready()
         return self.where_info
 
+    async def holds(self, images: list[str]) -> list[str]:
+        """Which of `images` this node's Docker engine holds (`docker image inspect`)."""
+        return await asyncio.to_thread(node_images, images, str(self.where_info["node_id"]))
+
+    async def _prepare(self, runner: AttemptRunner, item: Item) -> None:
+        """Make the image the attempt needs present on this node (the adapter's way, e.g.
+        pulling a SWE-bench instance image) when the node does not hold it yet."""
+        image = runner.adapter.item_image(item, self.config.task)
+        if image and image not in self._prepared:
+            try:
+                held = await self.holds([image])
+            except Exception as exc:  # no Docker engine here, ...
+                raise InfraError(f"cannot look up image {image}: {type(exc).__name__}: {exc}") from None
+            if not held:
+                await runner.adapter.prepare_image(image, self.config.task)
+            self._prepared.add(image)
+
     # The driver checked everything that does not depend on the node before the first model
     # call; what a worker still refuses (a sandbox image this node cannot get, no Docker
     # engine) is its node's environment: an infrastructure error of that attempt, naming the
@@ -78,8 +97,10 @@ class AttemptWorker:
     async def solve(self, item: Item, index: int) -> Attempt:
         started = time.time()
         try:
-            attempt = await (await self._ready()).solve(item, index)
-        except UserError as exc:
+            runner = await self._ready()
+            await self._prepare(runner, item)
+            attempt = await runner.solve(item, index)
+        except (UserError, InfraError) as exc:
             attempt = Attempt(item_id=item.id, index=index, status="error", started=started,
                               ended=time.time(), worker=self.where_info,
                               error={"type": "InfraError", "message": str(exc)})
@@ -89,8 +110,10 @@ class AttemptWorker:
 
     async def score(self, item: Item, attempt: Attempt) -> Score:
         try:
-            score = await (await self._ready()).score(item, attempt)
-        except UserError as exc:
+            runner = await self._ready()
+            await self._prepare(runner, item)
+            score = await runner.score(item, attempt)
+        except (UserError, InfraError) as exc:
             score = Score(item_id=item.id, index=attempt.index, value=0.0, status="error",
                           reason=f"grader failed: {exc}")
         if score.status != "ok":
@@ -108,6 +131,34 @@ class AttemptWorker:
         if not prune:
             return []
         return await asyncio.to_thread(remove_orphan_containers, self.run_id)
+
+
+FAKE_INVENTORY_ENV = "K2EVAL_TEST_NODE_IMAGES"
+"""For tests only: a JSON file {node_id: [image, ...]} of images a node's inventory reports
+absent although its Docker engine holds them (the test cluster's nodes share one engine)."""
+
+
+def node_images(images: list[str], node_id: str) -> list[str]:
+    """The `images` this machine's Docker engine holds."""
+    import docker
+    import docker.errors
+
+    hidden: set[str] = set()
+    fake = os.environ.get(FAKE_INVENTORY_ENV)
+    if fake and os.path.exists(fake):
+        with open(fake, encoding="utf-8") as fh:
+            hidden = set(json.load(fh).get(node_id, []))
+    client = docker.from_env(timeout=60)
+    held = []
+    for image in images:
+        if image in hidden:
+            continue
+        try:
+            client.api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            continue
+        held.append(image)
+    return held
 
 
 def remove_orphan_containers(run_id: str) -> list[str]:
