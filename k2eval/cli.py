@@ -85,7 +85,8 @@ def _add_model_flags(p: argparse.ArgumentParser, role: str = "") -> None:
 
 
 def add_executor_flags(p: Any) -> None:
-    """--executor, --ray-address, --ray-workers (`run` and `nightly`); read by `executor_of`."""
+    """--executor, --ray-address, --ray-workers (`run`, `resume`, `rescore`, `nightly`); read by
+    `executor_of`."""
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where attempts run: local (this process, default) or ray (the workers "
                         "of a Ray cluster; pip install 'k2eval[ray]')")
@@ -301,7 +302,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     RUN_DIR.append(Path(args.run_dir))
     urls = {role: url for role, url in (("model", args.base_url), ("user_model", args.user_base_url),
                                         ("judge_model", args.judge_base_url)) if url}
-    run = resume_run(Path(args.run_dir), progress=not args.no_progress, base_urls=urls)
+    run = resume_run(Path(args.run_dir), progress=not args.no_progress, base_urls=urls,
+                     executor=executor_of(args))
     return _print_summary(run.summary, run.path)
 
 
@@ -309,7 +311,8 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from k2eval.engine.runner import rescore_run
 
     RUN_DIR.append(Path(args.run_dir))
-    run = rescore_run(Path(args.run_dir), progress=not args.no_progress)
+    run = rescore_run(Path(args.run_dir), progress=not args.no_progress,
+                      executor=executor_of(args))
     return _print_summary(run.summary, run.path)
 
 
@@ -374,6 +377,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         r = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         r.add_argument("run_dir", help="a run directory (holds manifest.json)")
         r.add_argument("--no-progress", action="store_true")
+        add_executor_flags(r.add_argument_group("execution"))
         if func is cmd_resume:
             for role in ("", "user-", "judge-"):
                 r.add_argument(f"--{role}base-url", metavar="URL",

@@ -68,6 +68,19 @@ def test_unreachable_ray_address_is_named_before_any_model_call(
     assert srv.requests == []
 
 
+@pytest.mark.parametrize("command", ["resume", "rescore"])
+def test_resume_and_rescore_take_the_executor_flags(aime_run: tuple[Any, list[str]],
+                                                    tmp_path: Path, command: str) -> None:
+    srv, args = aime_run
+    assert k2eval_cli(*args, "--run-id", "r").returncode == 0
+    asked = len(srv.requests)
+    address = f"127.0.0.1:{free_port()}"
+    line = one_line(k2eval_cli(command, str(tmp_path / "r"), "--no-progress", "--executor", "ray",
+                               "--ray-address", address))
+    assert address in line and "cannot reach the Ray cluster" in line
+    assert len(srv.requests) == asked
+
+
 @pytest.mark.parametrize("recorded", [None, "127.0.0.1:{port}"], ids=["none", "stale"])
 def test_ray_address_auto_names_what_it_found(aime_run: tuple[Any, list[str]], tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch,
