@@ -18,6 +18,36 @@ from k2eval.models.reference.modeling import DeepseekV3Model, LatentCache
 from k2eval.models.reference.tokenizer import Tokenizer
 
 
+@dataclass(frozen=True)
+class LeftPadded:
+    """Token sequences left-padded to one width for a batched prefill: ids, positions counted
+    from each sequence's first real token, and the causal mask that hides the padding (None
+    when nothing is padded)."""
+
+    ids: torch.Tensor
+    positions: torch.Tensor
+    mask: torch.Tensor | None
+    pads: torch.Tensor
+    width: int
+
+    @classmethod
+    def of(cls, sequences: list[list[int]] | list[tuple[int, ...]], device: torch.device
+           ) -> LeftPadded:
+        width = max(len(seq) for seq in sequences)
+        pads = torch.tensor([width - len(seq) for seq in sequences], device=device)
+        ids = torch.zeros(len(sequences), width, dtype=torch.long, device=device)
+        for row, seq in enumerate(sequences):
+            ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+        slots = torch.arange(width, device=device)
+        positions = (slots[None, :] - pads[:, None]).clamp(min=0)
+        mask = None
+        if bool(pads.any()):
+            causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+            mask = ((causal[None] & (slots[None, :] >= pads[:, None])[:, None, :])
+                    | torch.eye(width, dtype=torch.bool, device=device))[:, None]
+        return cls(ids, positions, mask, pads, width)
+
+
 class ContextLengthError(ValueError):
     """The prompt does not fit the model's context window."""
 
@@ -170,24 +200,14 @@ class DecodeBatch:
     def admit(self, requests: list[GenerationRequest], keys: list[object]) -> None:
         """Prefill `requests` (a left-padded batch of their own) and merge them in."""
         device = self.model.device
-        width = max(len(r.prompt) for r in requests)
-        pads = torch.tensor([width - len(r.prompt) for r in requests], device=device)
-        ids = torch.zeros(len(requests), width, dtype=torch.long, device=device)
-        for row, r in enumerate(requests):
-            ids[row, width - len(r.prompt):] = torch.tensor(r.prompt, dtype=torch.long)
-        slots = torch.arange(width, device=device)
-        positions = (slots[None, :] - pads[:, None]).clamp(min=0)
-        mask = None
-        if bool(pads.any()):
-            causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
-            mask = ((causal[None] & (slots[None, :] >= pads[:, None])[:, None, :])
-                    | torch.eye(width, dtype=torch.bool, device=device))[:, None]
-        cache = LatentCache.allocate(self.model.config, len(requests), width, self.model.dtype, device)
-        logits = self.model(ids, positions, cache, mask, last_only=True)[:, -1]
+        batch = LeftPadded.of([r.prompt for r in requests], device)
+        cache = LatentCache.allocate(self.model.config, len(requests), batch.width,
+                                     self.model.dtype, device)
+        logits = self.model(batch.ids, batch.positions, cache, batch.mask, last_only=True)[:, -1]
         rows = [_Row(r, key, torch.Generator(device=device).manual_seed(
                          r.seed if r.seed is not None else random.getrandbits(63)),
                      min(r.max_new_tokens, self.generator.context - len(r.prompt)),
-                     width - len(r.prompt), GenerationResult(prompt_tokens=len(r.prompt)))
+                     batch.width - len(r.prompt), GenerationResult(prompt_tokens=len(r.prompt)))
                 for r, key in zip(requests, keys, strict=True)]
         self._merge(rows, cache, logits)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from k2eval.models.reference.generation import LeftPadded
 from k2eval.models.reference.modeling import DeepseekV3Model, LatentCache
 
 TokenRequest = tuple[tuple[int, ...], tuple[int, ...]]
@@ -71,18 +72,8 @@ def _score_batch(model: DeepseekV3Model, groups: list[_Group],
     tail = max(len(c) for c in continuations) - 1  # continuation tokens fed after the context
 
     # 1. Every distinct context once, left-padded to a common width.
-    width = max(len(g.context) for g in groups)
-    pads = torch.tensor([width - len(g.context) for g in groups], device=device)
-    ids = torch.zeros(len(groups), width, dtype=torch.long, device=device)
-    for row, g in enumerate(groups):
-        ids[row, width - len(g.context):] = torch.tensor(g.context, dtype=torch.long)
-    slots = torch.arange(width, device=device)
-    positions = (slots[None, :] - pads[:, None]).clamp(min=0)
-    mask = None
-    if bool(pads.any()):
-        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
-        mask = ((causal[None] & (slots[None, :] >= pads[:, None])[:, None, :])
-                | torch.eye(width, dtype=torch.bool, device=device))[:, None]
+    batch = LeftPadded.of([g.context for g in groups], device)
+    ids, positions, mask, pads, width = batch.ids, batch.positions, batch.mask, batch.pads, batch.width
     cache = LatentCache.allocate(model.config, len(groups), width + max(tail, 0), model.dtype, device)
     first = model(ids, positions, cache, mask, last_only=True)[:, -1].float().log_softmax(-1)
     first = first.index_select(0, owner)  # predicts each continuation's first token
