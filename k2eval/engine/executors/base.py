@@ -46,15 +46,27 @@ class Executor(ABC):
         """Acquire workers. Raise `UserError` for anything the user must fix, before any
         model call."""
 
+    _plan: WorkPlan | None = None
+    """The pass `start` was given."""
+
     @property
-    @abstractmethod
     def solve_slots(self) -> int:
         """How many `solve` calls the engine may have in flight (the run's model concurrency)."""
+        assert self._plan is not None, "executor used before start()"
+        return self._plan.config.concurrency
+
+    @property
+    def score_slots(self) -> int:
+        """How many `score` calls the engine may have in flight: the sandboxes it may hold
+        for adapters that grade in sandboxes, else the run's concurrency."""
+        assert self._plan is not None, "executor used before start()"
+        plan = self._plan
+        return self.sandbox_slots if plan.adapter.needs_sandbox else plan.config.concurrency
 
     @property
     @abstractmethod
-    def score_slots(self) -> int:
-        """How many `score` calls the engine may have in flight."""
+    def sandbox_slots(self) -> int:
+        """How many sandboxes this executor's workers may hold at once."""
 
     @abstractmethod
     async def solve(self, item: Item, index: int) -> Attempt:

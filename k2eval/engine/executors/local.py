@@ -30,15 +30,9 @@ class LocalExecutor(Executor):
         return self._runner
 
     @property
-    def solve_slots(self) -> int:
+    def sandbox_slots(self) -> int:
         assert self._plan is not None
-        return self._plan.config.concurrency
-
-    @property
-    def score_slots(self) -> int:
-        assert self._plan is not None
-        config = self._plan.config
-        return config.sandboxes if self._plan.adapter.needs_sandbox else config.concurrency
+        return self._plan.config.sandboxes
 
     def live(self) -> list[LiveAttempt]:
         return self._runner.live() if self._runner is not None else []

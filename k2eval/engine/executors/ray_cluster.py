@@ -310,14 +310,8 @@ class RayExecutor(Executor):
     # --- dispatch --------------------------------------------------------------------------
 
     @property
-    def solve_slots(self) -> int:
-        assert self._plan is not None
-        return self._plan.config.concurrency
-
-    @property
-    def score_slots(self) -> int:
-        assert self._plan is not None
-        return self._slots if self._plan.adapter.needs_sandbox else self._plan.config.concurrency
+    def sandbox_slots(self) -> int:
+        return self._slots
 
     def _node_of(self, i: int) -> str | None:
         return self._where.get(i, {}).get("node_id")
