@@ -126,7 +126,7 @@ class WriterLock:
         except OSError as exc:
             fh.close()
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise _locked(run_dir, read_holder(path)) from None
+                raise _locked(run_dir, _holder_when_written(path)) from None
             # A file system without locks: warn and go on (one writer is then up to the user).
             log.warning("warning: cannot lock %s (%s); make sure no other k2eval command "
                         "writes this run directory", path, exc.strerror)
@@ -150,6 +150,17 @@ class WriterLock:
             self._fh.flush()
         self._fh.close()  # closing the file drops the flock
         self._fh = None
+
+
+def _holder_when_written(path: Path, wait_s: float = 1.0) -> Holder | None:
+    """The holder a lock file names; a holder that has just taken the lock writes its name
+    a moment later, so an empty or half-written file is read again for up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    holder = read_holder(path)
+    while holder is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        holder = read_holder(path)
+    return holder
 
 
 def _locked(run_dir: Path, holder: Holder | None) -> RunDirLocked:
