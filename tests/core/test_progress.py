@@ -117,7 +117,9 @@ def test_a_slow_run_off_a_terminal_prints_in_flight_lines_before_any_attempt_fin
     lines = [x for x in proc.stderr.splitlines()
              if x.startswith("[aime2025] 0/3") and "in flight" in x]
     assert lines, proc.stderr
-    assert all(re.search(r"in flight: 3 \(calls=0 steps=0 tokens=0, oldest \d+s\)$", x)
+    # All three calls are in flight at first; near the end some have just come back.
+    assert re.search(r"in flight: 3 \(calls=0 steps=0 tokens=0, oldest \d+s\)$", lines[0]), lines
+    assert all(re.search(r"in flight: [1-3] \(calls=0 steps=0 tokens=0, oldest \d+s\)$", x)
                for x in lines), lines
     assert all("eta=?" in x for x in lines)
 
