@@ -105,4 +105,4 @@ class CachingChatModel:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-        self.cache.close()
+        self.cache.close()  # the models of a run share one cache: closing it twice is harmless

@@ -18,6 +18,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from k2eval.report import charts
+from k2eval.report.nightly import Thresholds, Verdict, _slug, judge, night_label
 from k2eval.report.render import render
 from k2eval.store.history import HistoryStore, NightRow, RunRow
 
@@ -63,18 +64,10 @@ def _link(target: Path, out_dir: Path) -> str | None:
     return Path(os.path.relpath(target.resolve(), out_dir.resolve())).as_posix()
 
 
-def _night_label(night_id: str) -> str:
-    from k2eval.report.nightly import _night_label as label
-
-    return label(night_id)
-
-
 def series_views(store: HistoryStore, out_dir: Path, *, nights: int = 60,
-                 thresholds: object | None = None) -> list[SeriesView]:
+                 thresholds: Thresholds | None = None) -> list[SeriesView]:
     """Every series with its last `nights` nights, judged night against previous night."""
-    from k2eval.report.nightly import Thresholds, Verdict, _slug, judge
-
-    limits = thresholds if isinstance(thresholds, Thresholds) else Thresholds()
+    limits = thresholds or Thresholds()
     night_rows = {n.night_id: n for n in store.nights()}
     slots: dict[str, None] = {}
     for night_id in night_rows:
@@ -101,14 +94,14 @@ def series_views(store: HistoryStore, out_dir: Path, *, nights: int = 60,
             point.compare_page = _link(night_dir / "compare" / f"{_slug(slot)}.html", out_dir)
             view.points.append(point)
         view.chart = charts.series_chart(
-            [(_night_label(p.night.night_id), p.run.score, p.run.ci_lo, p.run.ci_hi, p.status)
+            [(night_label(p.night.night_id), p.run.score, p.run.ci_lo, p.run.ci_hi, p.status)
              for p in view.points], f"{slot}: score per night")
         views.append(view)
     return views
 
 
 def write_dashboard(store: HistoryStore, out_dir: str | Path, *, nights: int = 60,
-                    thresholds: object | None = None) -> Path:
+                    thresholds: Thresholds | None = None) -> Path:
     """Write `out_dir/index.html` from the history; returns its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +109,7 @@ def write_dashboard(store: HistoryStore, out_dir: str | Path, *, nights: int = 6
     night_rows = store.nights()
     page = out / "index.html"
     page.write_text(render("dashboard.html", series=views, nights=night_rows,
-                           history=_redacted(store.url), label=_night_label), encoding="utf-8")
+                           history=_redacted(store.url), label=night_label), encoding="utf-8")
     return page
 
 

@@ -596,14 +596,14 @@ SECTIONS = (("regressed", "Regressed"), ("failed", "Failed to run"), ("improved"
             ("no-baseline", "No baseline (first night)"), ("unchanged", "Unchanged within noise"))
 
 
-def _night_label(night_id: str) -> str:
+def night_label(night_id: str) -> str:
     """'20250612-031500' -> '06-12 03:15' (other ids unchanged)."""
     m = re.fullmatch(r"\d{4}(\d\d)(\d\d)-(\d\d)(\d\d)\d\d(-\d+)?", night_id)
     return f"{m[1]}-{m[2]} {m[3]}:{m[4]}{m[5] or ''}" if m else night_id
 
 
 def _trend_chart(v: Verdict) -> Any:
-    points = [(_night_label(r.night_id), r.score, r.ci_lo, r.ci_hi)
+    points = [(night_label(r.night_id), r.score, r.ci_lo, r.ci_hi)
               for r in v.trend if r.score is not None]
     return charts.trend_chart(points, f"{v.slot}: score per night") if points else ""
 

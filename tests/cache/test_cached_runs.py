@@ -61,10 +61,10 @@ def test_a_cached_rerun_sends_nothing_and_gives_identical_transcripts(
     assert manifest["config"]["cache"] == cache and manifest["config"]["cache_mode"] == "read-write"
 
 
-@pytest.mark.parametrize(("mode", "requests_second", "stored_after"), [
-    ("read-only", 6, 0), ("refresh", 6, 6), ("off", 6, 0)])
+@pytest.mark.parametrize(("mode", "stored_after"), [
+    ("read-only", 0), ("refresh", 6), ("off", 0)])
 def test_cache_modes(fake_openai: Any, aime: Path, tmp_path: Path, mode: str,
-                     requests_second: int, stored_after: int) -> None:
+                     stored_after: int) -> None:
     from k2eval.store.cache import ResponseCache
 
     srv = counting_server(fake_openai)
@@ -75,7 +75,6 @@ def test_cache_modes(fake_openai: Any, aime: Path, tmp_path: Path, mode: str,
     assert ResponseCache(cache).stats().entries == stored_after
     k2eval.evaluate("aime2025", "openai:m", run_id="second", cache=cache, **common)
     assert len(srv.seen) == 6 + (0 if stored_after else 6)
-    assert requests_second == 6
 
 
 def test_read_only_serves_hits_without_storing_misses(fake_openai: Any, aime: Path,

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from k2eval.adapters.base import Adapter, AttemptContext, ScoreContext
 from k2eval.engine.outcomes import CONTEXT_OVERFLOW, record_context_overflow
@@ -33,6 +33,9 @@ from k2eval.models.base import ChatModel
 from k2eval.records import Attempt, Item, Score
 from k2eval.spec import ModelSpec, RunConfig
 
+if TYPE_CHECKING:
+    from k2eval.store.cache import ResponseCache
+
 
 class RunModels:
     """The models of one run in one process: agent, optional user simulator and judge, each
@@ -44,6 +47,7 @@ class RunModels:
                  items: list[Item] | None = None) -> None:
         check_model_flags(config, adapter, items)
         self.config = config
+        self._cache: ResponseCache | None = None
         self.retrying: list[RetryingChatModel] = []
         """The retry layers, whose waits the progress line announces."""
         self.agent = self._wrap(config.model)
@@ -61,7 +65,9 @@ class RunModels:
         from k2eval.models.caching import CachingChatModel, endpoint_identity
         from k2eval.store.cache import ResponseCache
 
-        return CachingChatModel(retrying, ResponseCache(self.config.cache),
+        if self._cache is None:  # one cache (one connection pool) for the run's models
+            self._cache = ResponseCache(self.config.cache)
+        return CachingChatModel(retrying, self._cache,
                                 self.config.cache_mode,  # type: ignore[arg-type]
                                 endpoint_identity(spec))
 
