@@ -5,38 +5,71 @@ The public Python API is deliberately thin:
     import k2eval
     run = k2eval.evaluate("aime2025", "openai:kimi-k2", base_url="http://localhost:8000/v1",
                           data="aime25.jsonl", k=4)
-    print(run.summary["score"], run.summary["ci95"])
+    print(run.summary.score, run.summary.ci95)
     record = k2eval.load_run(run.path)
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from k2eval.adapters.base import (
-    Adapter,
-    Attempt,
-    AttemptContext,
-    Item,
-    Score,
-    ScoreContext,
-    SolveResult,
-)
-from k2eval.engine.executors import Executor
-from k2eval.engine.runner import Run, rescore_run, resume_run
-from k2eval.errors import K2EvalError, ModelError, UserError
-from k2eval.models.base import ChatModel, Completion, Sampling, ToolCall, Usage
-from k2eval.spec import ModelSpec, RunConfig, TaskSpec, all_tasks, load_task
-from k2eval.store.rundir import RunRecord, load_run
+if TYPE_CHECKING:
+    from k2eval.adapters.base import (
+        Adapter,
+        Attempt,
+        AttemptContext,
+        Item,
+        Score,
+        ScoreContext,
+        SolveResult,
+    )
+    from k2eval.engine.executors import Executor
+    from k2eval.engine.runner import Run, rescore_run, resume_run
+    from k2eval.errors import K2EvalError, ModelError, UserError
+    from k2eval.models.base import ChatModel, Completion, Sampling, ToolCall, Usage
+    from k2eval.spec import ModelSpec, RunConfig, TaskSpec, all_tasks, load_task
+    from k2eval.store.rundir import RunRecord, load_run
+    from k2eval.store.runlog import RunManifest, RunSummary
+
+_HOMES = {
+    "k2eval.adapters.base": ("Adapter", "Attempt", "AttemptContext", "Item", "Score",
+                             "ScoreContext", "SolveResult"),
+    "k2eval.engine.executors": ("Executor",),
+    "k2eval.engine.runner": ("Run", "rescore_run", "resume_run"),
+    "k2eval.errors": ("K2EvalError", "ModelError", "UserError"),
+    "k2eval.models.base": ("ChatModel", "Completion", "Sampling", "ToolCall", "Usage"),
+    "k2eval.spec": ("ModelSpec", "RunConfig", "TaskSpec", "all_tasks", "load_task"),
+    "k2eval.store.rundir": ("RunRecord", "load_run"),
+    "k2eval.store.runlog": ("RunManifest", "RunSummary"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "Adapter", "Attempt", "AttemptContext", "ChatModel", "Completion", "Executor", "Item",
-    "K2EvalError", "ModelError", "ModelSpec", "Run", "RunConfig", "RunRecord", "Sampling",
-    "Score", "ScoreContext", "SolveResult", "TaskSpec", "ToolCall", "Usage", "UserError",
-    "all_tasks", "evaluate", "load_run", "load_task", "rescore_run", "resume_run",
+    "K2EvalError", "ModelError", "ModelSpec", "Run", "RunConfig", "RunManifest", "RunRecord",
+    "RunSummary", "Sampling", "Score", "ScoreContext", "SolveResult", "TaskSpec", "ToolCall",
+    "Usage", "UserError", "all_tasks", "evaluate", "load_run", "load_task", "rescore_run",
+    "resume_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names load on first use, so that `k2eval --help` imports none of them."""
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'k2eval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 __version__ = "0.1.0"
 
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from k2eval.errors import (
     EXIT_BAD_INPUT,
@@ -28,6 +28,9 @@ from k2eval.errors import (
     StorageError,
     UserError,
 )
+
+if TYPE_CHECKING:
+    from k2eval.store.runlog import RunSummary
 
 RUN_DIR: list[Path] = []
 """The run directory the current command writes, named by the Ctrl-C and run-stopped messages."""
@@ -232,19 +235,18 @@ def _run_config(args: argparse.Namespace, task: Any) -> Any:
         reasoning_effort=args.reasoning_effort, extra_body=args.extra_body)
 
 
-def _print_summary(summary: dict[str, Any], path: Path) -> int:
-    score = summary.get("score")
-    ci = summary.get("ci95") or [None, None]
+def _print_summary(summary: RunSummary, path: Path) -> int:
+    score, ci = summary.score, summary.ci95 or [None, None]
     shown = "n/a" if score is None else f"{score:.2f}"
-    ci_text = "" if ci[0] is None else f" [95% CI {ci[0]:.2f}, {ci[1]:.2f}]"
-    ref = f" (K2 reported {summary['reported_k2']})" if summary.get("reported_k2") else ""
-    print(f"{summary['task']}  {summary['model']}  {summary['metric_label']} = {shown}{ci_text}"
-          f"{ref}  k={summary['k']} items={summary['n_items']} attempts={summary['n_attempts']} "
-          f"errors={summary['n_errors']}")
+    ci_text = "" if ci[0] is None or ci[1] is None else f" [95% CI {ci[0]:.2f}, {ci[1]:.2f}]"
+    ref = f" (K2 reported {summary.reported_k2})" if summary.reported_k2 else ""
+    print(f"{summary.task}  {summary.model}  {summary.metric_label} = {shown}{ci_text}"
+          f"{ref}  k={summary.k} items={summary.n_items} attempts={summary.n_attempts} "
+          f"errors={summary.n_errors}")
     print(f"run directory: {path}")
-    if not summary.get("complete"):
-        print(f"warning: the run is incomplete ({summary['n_errors']} attempt errors, "
-              f"{summary.get('n_score_errors', 0)} grading errors); the score covers only the "
+    if not summary.complete:
+        print(f"warning: the run is incomplete ({summary.n_errors} attempt errors, "
+              f"{summary.n_score_errors} grading errors); the score covers only the "
               f"finished attempts. Retry them with: k2eval resume {path}", file=sys.stderr)
         return EXIT_INCOMPLETE
     return EXIT_OK
@@ -276,7 +278,8 @@ def _run_group(args: argparse.Namespace, group: Any, argv: list[str]) -> int:
     from k2eval.store.rundir import write_json_atomic
 
     group_dir = Path(args.out) / (args.run_id or new_run_id(group.name))
-    members, worst = [], 0
+    members: list[RunSummary] = []
+    worst = 0
     for name in group.members:
         config = _run_config(args, load_task(name))
         RUN_DIR.append(group_dir / name)
@@ -285,11 +288,11 @@ def _run_group(args: argparse.Namespace, group: Any, argv: list[str]) -> int:
         worst = max(worst, _print_summary(run.summary, run.path))
         members.append(run.summary)
     # Each member's score is the mean over its scored items: pool them by that count.
-    scored = [(m["score"], m["n_scored_items"]) for m in members if m.get("score") is not None]
+    scored = [(m.score, m.n_scored_items) for m in members if m.score is not None]
     n = sum(count for _, count in scored)
     micro = sum(score * count for score, count in scored) / n if n else None
-    summary = {"task": group.name, "members": [m["task"] for m in members], "micro_average": micro,
-               "n_items": n, "member_scores": {m["task"]: m.get("score") for m in members}}
+    summary = {"task": group.name, "members": [m.task for m in members], "micro_average": micro,
+               "n_items": n, "member_scores": {m.task: m.score for m in members}}
     write_json_atomic(group_dir / "group_summary.json", summary)
     print(f"{group.name} micro-average = {'n/a' if micro is None else f'{micro:.2f}'} over {n} items"
           f" -> {group_dir}")

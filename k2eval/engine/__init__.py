@@ -1,5 +1,6 @@
-"""Scheduling items x attempts: concurrency, retries, journal, progress, resume, rescore."""
+"""Scheduling items x attempts: concurrency, retries, journal, progress, resume, rescore.
 
-from k2eval.engine.runner import Run, rescore_run, resume_run, run_task
-
-__all__ = ["Run", "rescore_run", "resume_run", "run_task"]
+The entry points are in `k2eval.engine.runner` (`run_task`, `resume_run`, `rescore_run`); this
+package imports nothing itself, so that commands that only need a piece of it (signals,
+progress) stay quick to start.
+"""

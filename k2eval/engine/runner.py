@@ -51,6 +51,7 @@ from k2eval.scoring.toolcalls import empty_counts
 from k2eval.spec import RunConfig, split_url_credentials
 from k2eval.store.rundir import Redactor, RunDir, load_run
 from k2eval.store.rundir import RunRecord as RunRecord
+from k2eval.store.runlog import DatasetRecord, ModelRecord, RunManifest, RunStatus, RunSummary
 
 
 @dataclass
@@ -58,11 +59,11 @@ class Run:
     """A run directory and its summary."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: RunSummary
 
     @property
     def score(self) -> float | None:
-        return self.summary.get("score")
+        return self.summary.score
 
     def record(self) -> RunRecord:
         return load_run(self.path)
@@ -234,14 +235,15 @@ class Tally:
 
 def summarize(config: RunConfig, adapter: Adapter, items: list[Item],
               attempts: Mapping[Key, Attempt], scores: Mapping[Key, Score],
-              model_label: str) -> dict[str, Any]:
+              model_label: str) -> RunSummary:
     """The summary of a run's latest attempt and score records, by (item id, index)."""
     tally = Tally.of(items, config.task.k, adapter, attempts.values(), scores.values())
     return summarize_tally(config, adapter, items, tally, model_label)
 
 
 def summarize_tally(config: RunConfig, adapter: Adapter, items: list[Item], tally: Tally,
-                    model_label: str) -> dict[str, Any]:
+                    model_label: str, *, run_id: str | None = None,
+                    conditions: dict[str, Any] | None = None) -> RunSummary:
     spec = config.task
     k = spec.k
     n_attempts, n_errors = tally.counts()
@@ -252,7 +254,8 @@ def summarize_tally(config: RunConfig, adapter: Adapter, items: list[Item], tall
     expected = len(items) * k
     complete = (n_attempts == expected and n_errors == 0
                 and len(live_scores) == expected and n_score_errors == 0)
-    summary: dict[str, Any] = {
+    fields: dict[str, Any] = {
+        "run_id": run_id,
         "task": spec.name,
         "benchmark": spec.benchmark,
         "group": spec.group,
@@ -271,17 +274,18 @@ def summarize_tally(config: RunConfig, adapter: Adapter, items: list[Item], tall
         "toolcalls": tally.toolcalls,
         "reported_k2": spec.reported.k2,
         "breakdowns": adapter.breakdowns(items, live_scores),
+        "conditions": conditions or {},
     }
     if spec.metric == "pass@k":
-        summary["pass_at_k"] = pass_at_ks(by_item, (1, 5, 10))
-    return summary
+        fields["pass_at_k"] = pass_at_ks(by_item, (1, 5, 10))
+    return RunSummary.model_validate(fields)
 
 
 class Engine:
     """Runs (or resumes, or regrades) one run directory: decides what is left to do, hands it
     to an executor, journals every result as it comes back, and writes the summary."""
 
-    def __init__(self, config: RunConfig, rundir: RunDir, manifest: dict[str, Any], *,
+    def __init__(self, config: RunConfig, rundir: RunDir, manifest: RunManifest, *,
                  progress: bool = True, adapter: Adapter | None = None,
                  executor: Executor | None = None) -> None:
         self.config = config
@@ -305,13 +309,13 @@ class Engine:
             retrying.notify = progress.note
         try:
             await self.executor.start(WorkPlan(config=config, adapter=adapter,
-                                               run_id=self.manifest["run_id"], models=models,
+                                               run_id=self.manifest.run_id, models=models,
                                                n_solve=n_solve, n_score=n_score))
-            self.manifest["executor"] = self.executor.describe()
+            self.manifest.executor = self.executor.describe()
             if n_solve and models is not None:
                 await models.preflight()
                 assert models.agent is not None
-                self.manifest["model"] = {**models.agent.describe(), **_model_record(config)}
+                self.manifest.model = _model_record(config, models.agent.describe())
             self.rundir.write_manifest(self.manifest)
             if setup:
                 await adapter.setup(config)
@@ -326,11 +330,11 @@ class Engine:
         finally:
             progress.close()
             await self.executor.aclose()
-            self.manifest["executor"] = self.executor.describe()  # with what happened
+            self.manifest.executor = self.executor.describe()  # with what happened
             if models is not None:
                 await models.aclose()
 
-    async def execute(self, items: list[Item]) -> dict[str, Any]:
+    async def execute(self, items: list[Item]) -> RunSummary:
         config, rundir = self.config, self.rundir
         by_id = {it.id: it for it in items}
         k = config.task.k
@@ -408,7 +412,7 @@ class Engine:
             for t in (feeder, *solvers, *scorers):
                 t.cancel()
 
-    async def rescore(self, items: list[Item]) -> dict[str, Any]:
+    async def rescore(self, items: list[Item]) -> RunSummary:
         """Regrade every solved attempt (no model calls); see `rescore_async`. The journal is
         streamed: an attempt is read when a grading slot is free and its transcript dropped
         once graded, so memory stays bounded by the slots, not the journal's size."""
@@ -448,34 +452,33 @@ class Engine:
         return self._finish(items, tally)
 
     def _record_conditions(self) -> None:
-        self.manifest["conditions"] = self.adapter.conditions(self.config)
+        self.manifest.conditions = self.adapter.conditions(self.config)
         self.rundir.write_manifest(self.manifest)
 
-    def _finish(self, items: list[Item], tally: Tally) -> dict[str, Any]:
+    def _finish(self, items: list[Item], tally: Tally) -> RunSummary:
         summary = summarize_tally(self.config, self.adapter, items, tally,
-                                  self.manifest["model"]["label"])
-        summary["run_id"] = self.manifest["run_id"]
-        summary["conditions"] = self.manifest.get("conditions") or {}
+                                  self.manifest.model.label, run_id=self.manifest.run_id,
+                                  conditions=self.manifest.conditions)
         if type(self.adapter).exports is not Adapter.exports:  # transcripts from the journal
             exports = self.adapter.exports(self.config, items,
                                            list(self.rundir.attempts().values()))
             for name, rows in exports.items():
                 self.rundir.write_jsonl(name, rows)
         self.rundir.write_summary(summary)
-        self.manifest["ended"] = time.time()
-        self.manifest["status"] = "finished" if summary["complete"] else "incomplete"
+        self.manifest.mark_ended("finished" if summary.complete else "incomplete")
         self.rundir.write_manifest(self.manifest)
         return summary
 
 
-def _ended(engine: Engine, status: str, **fields: Any) -> None:
+def _ended(engine: Engine, status: RunStatus, *, signal: str | None = None,
+           error: str | None = None) -> None:
     """Record in the manifest how the run ended, if it can still be written."""
-    engine.manifest.update(status=status, ended=time.time(), **fields)
+    engine.manifest.mark_ended(status, signal=signal, error=error)
     with contextlib.suppress(StorageError):
         engine.rundir.write_manifest(engine.manifest)
 
 
-async def _drive(engine: Engine, items: list[Item], *, rescore: bool = False) -> dict[str, Any]:
+async def _drive(engine: Engine, items: list[Item], *, rescore: bool = False) -> RunSummary:
     """Run the engine, recording in the manifest how the run ended when it did not finish:
     "interrupted" (with the signal), "stopped" (run-fatal endpoint error) or "failed" (with
     the error). A failed rescore leaves the manifest as it was (the old scores stand)."""
@@ -512,9 +515,10 @@ async def _cleanup_sandboxes() -> None:
         await asyncio.to_thread(close_all_sandboxes)
 
 
-def _model_record(config: RunConfig) -> dict[str, Any]:
+def _model_record(config: RunConfig, described: dict[str, Any] | None = None) -> ModelRecord:
     """The manifest's model entry; the backend's own description is added once it exists."""
-    return {"label": config.model.spec, "spec": config.model.to_dict()}
+    return ModelRecord.model_validate({**(described or {}), "label": config.model.spec,
+                                       "spec": config.model.to_dict()})
 
 
 ExecutorChoice = Executor | str | None
@@ -532,22 +536,13 @@ async def run_async(config: RunConfig, out_dir: Path, run_id: str | None = None,
     adapter = get_adapter(config.task.adapter)
     items = await asyncio.to_thread(load_items, adapter, config)
     run_id = run_id or new_run_id(config.task.name)
-    manifest: dict[str, Any] = {
-        "run_id": run_id,
-        "k2eval_version": _version(),
-        "git_sha": _git_sha(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "command": argv,
-        "config": config.to_dict(),
-        "model": _model_record(config),
-        "dataset": {"source": config.data or config.task.dataset.describe(),
-                    "fingerprint": dataset_fingerprint(items), "n_items": len(items)},
-        "seed": config.seed,
-        "started": time.time(),
-        "ended": None,
-        "status": "running",
-    }
+    manifest = RunManifest(
+        run_id=run_id, k2eval_version=_version(), git_sha=_git_sha(),
+        python=sys.version.split()[0], platform=platform.platform(), command=argv,
+        config=config.to_dict(), model=_model_record(config),
+        dataset=DatasetRecord(source=config.data or config.task.dataset.describe(),
+                              fingerprint=dataset_fingerprint(items), n_items=len(items)),
+        seed=config.seed, started=time.time(), status="running")
     rundir = RunDir.create(Path(out_dir) / run_id, manifest, Redactor(_secrets(config)))
     engine = Engine(config, rundir, manifest, progress=progress, adapter=adapter, executor=chosen)
     summary = await _drive(engine, items)
@@ -558,14 +553,14 @@ def _reopen(path: Path, *, progress: bool, executor: ExecutorChoice,
             base_urls: dict[str, str] | None = None) -> tuple[Engine, list[Item]]:
     rundir = RunDir.open(Path(path))
     manifest = rundir.read_manifest()
-    config = RunConfig.from_dict(manifest["config"]).with_base_urls(base_urls or {})
+    config = RunConfig.from_dict(manifest.config).with_base_urls(base_urls or {})
     rundir.redact = Redactor(_secrets(config))
     engine = Engine(config, rundir, manifest, progress=progress, executor=_executor(executor))
     items = load_items(engine.adapter, config)
     fp = dataset_fingerprint(items)
-    if fp != manifest["dataset"]["fingerprint"]:
+    if fp != manifest.dataset.fingerprint:
         raise RunDirError(f"the dataset changed since {path} was started (fingerprint {fp} != "
-                          f"{manifest['dataset']['fingerprint']}): use the same --data")
+                          f"{manifest.dataset.fingerprint}): use the same --data")
     return engine, items
 
 
@@ -576,8 +571,7 @@ async def resume_async(path: Path, *, progress: bool = True, executor: ExecutorC
     user_model, judge_model) give back credentials in base URLs, which are never recorded."""
     engine, items = await asyncio.to_thread(_reopen, path, progress=progress, executor=executor,
                                             base_urls=base_urls)
-    engine.manifest["status"] = "running"
-    engine.manifest.setdefault("resumed", []).append(time.time())
+    engine.manifest.mark_resumed()
     engine.rundir.write_manifest(engine.manifest)
     summary = await _drive(engine, items)
     return Run(engine.rundir.path, summary)

@@ -152,13 +152,7 @@ def run_row(view: RunView, night_id: str, slot: str) -> RunRow:
                   n_items=view.n_items, n_errors=view.n_errors, complete=view.complete,
                   is_binary=view.binary, protocol=view.protocol(),
                   started=view.started or 0.0, run_dir=str(view.path.resolve()),
-                  output_tokens=_output_tokens(view))
-
-
-def _output_tokens(view: RunView) -> int | None:
-    usage = view.summary.get("usage")
-    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    return int(tokens) if isinstance(tokens, int | float) else None
+                  output_tokens=view.output_tokens)
 
 
 def index_run(store: IndexWriter, view: RunView, night_id: str, slot: str) -> RunRow:
@@ -401,7 +395,7 @@ def _night_id(out: Path) -> str:
 
 
 def _default_runner(config: RunConfig, out_dir: Path) -> Path:
-    from k2eval.engine import run_task
+    from k2eval.engine.runner import run_task
 
     return run_task(config, out_dir, progress=False)
 

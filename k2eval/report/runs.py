@@ -14,6 +14,7 @@ from k2eval.records import Attempt, Score
 from k2eval.scoring import group_by_item, per_item_values
 from k2eval.store.lock import LOCK, is_held, read_holder
 from k2eval.store.rundir import ATTEMPTS, MANIFEST, SCORES, SUMMARY, RunRecord, load_run
+from k2eval.store.runlog import RunManifest, RunSummary
 
 PROTOCOL_TASK_FIELDS = ("name", "adapter", "metric", "k", "max_output_tokens", "temperature",
                         "top_p", "dataset", "limits", "options", "sandbox_image")
@@ -42,11 +43,13 @@ class RunView:
     built from the manifest where the run wrote none, with no score."""
 
     path: Path
-    manifest: dict[str, Any]
-    summary: dict[str, Any]
+    manifest: RunManifest
+    summary: RunSummary
     state: str = FINISHED
     cause: str = ""
     """Why the run is not finished, in a few words (the most frequent error, ...)."""
+    summarized: bool = True
+    """False where `summary` stands in for a summary.json the run did not write."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -63,34 +66,39 @@ class RunView:
         except RunDirError as exc:
             raise DamagedRun(f"{exc}: the run directory is damaged") from None
         manifest, summary = record.manifest, record.summary
-        status = manifest.get("status")
+        status = manifest.status
         if status in ("running", "interrupted") or (summary is None and status not in
                                                    (FINISHED, INCOMPLETE, FAILED)):
-            return cls(path, manifest, _summary_from_manifest(manifest), UNFINISHED,
-                       _unfinished_cause(path, manifest))
+            return cls(path, manifest, RunSummary.unscored(manifest), UNFINISHED,
+                       _unfinished_cause(path, manifest), summarized=False)
         if summary is None:
             if status == FAILED:
-                return cls(path, manifest, _summary_from_manifest(manifest), FAILED,
-                           _manifest_error(manifest) or "no summary")
+                return cls(path, manifest, RunSummary.unscored(manifest), FAILED,
+                           _manifest_error(manifest) or "no summary", summarized=False)
             raise DamagedRun(f"{path / SUMMARY} is missing although the manifest says the run "
                              f"ended ({status}): the run directory is damaged (run it again)")
-        _check_summary(path, summary)
-        if summary.get("complete", True):
+        _check_journals(path, summary)
+        if summary.complete:
             return cls(path, manifest, summary)
         cause = _error_cause(path, summary)
-        state = FAILED if summary.get("score") is None else INCOMPLETE
+        state = FAILED if summary.score is None else INCOMPLETE
         return cls(path, manifest, summary, state, cause)
 
     @property
     def reasoning_tokens(self) -> int:
         """Reasoning tokens the agent model reported in the whole run (0 where none were)."""
-        return int(((self.summary or {}).get("usage") or {}).get("reasoning_tokens") or 0)
+        return self.summary.usage.reasoning_tokens
+
+    @property
+    def output_tokens(self) -> int | None:
+        """Completion tokens the agent model spent in the whole run (None where the run wrote
+        no summary)."""
+        return self.summary.usage.completion_tokens if self.summarized else None
 
     @property
     def toolcalls(self) -> dict[str, int] | None:
         """The run's tool-call conformance counts (`k2eval.scoring.toolcalls`), if counted."""
-        counts = (self.summary or {}).get("toolcalls")
-        return counts if isinstance(counts, dict) else None
+        return self.summary.toolcalls
 
     @property
     def usable(self) -> bool:
@@ -115,15 +123,15 @@ class RunView:
     # --- identity -------------------------------------------------------------------------
     @property
     def run_id(self) -> str:
-        return str(self.manifest.get("run_id") or self.path.name)
+        return self.manifest.run_id or self.path.name
 
     @property
     def task(self) -> str:
-        return str(self.summary["task"])
+        return self.summary.task
 
     @property
     def model(self) -> str:
-        return str(self.summary["model"])
+        return self.summary.model
 
     @property
     def label(self) -> str:
@@ -131,8 +139,7 @@ class RunView:
 
     @property
     def config(self) -> dict[str, Any]:
-        config = self.manifest.get("config")
-        return config if isinstance(config, dict) else {}
+        return self.manifest.config
 
     @property
     def task_spec(self) -> dict[str, Any]:
@@ -141,8 +148,7 @@ class RunView:
 
     @property
     def started(self) -> float | None:
-        value = self.manifest.get("started")
-        return float(value) if isinstance(value, int | float) else None
+        return self.manifest.started
 
     @property
     def subset(self) -> bool:
@@ -151,41 +157,39 @@ class RunView:
 
     @property
     def complete(self) -> bool:
-        return bool(self.summary.get("complete", True))
+        return self.summary.complete
 
     # --- headline -------------------------------------------------------------------------
     @property
     def metric(self) -> str:
-        return str(self.summary["metric"])
+        return self.summary.metric
 
     @property
     def score(self) -> float | None:
-        value = self.summary.get("score")
-        return None if value is None else float(value)
+        return self.summary.score
 
     @property
     def ci95(self) -> tuple[float, float] | None:
-        ci = self.summary.get("ci95")
-        if isinstance(ci, list | tuple) and len(ci) == 2 and None not in ci:
-            return float(ci[0]), float(ci[1])
+        ci = self.summary.ci95
+        if ci is not None and len(ci) == 2 and ci[0] is not None and ci[1] is not None:
+            return ci[0], ci[1]
         return None
 
     @property
     def k(self) -> int:
-        return int(self.summary.get("k") or self.task_spec.get("k") or 1)
+        return self.summary.k
 
     @property
     def n_items(self) -> int:
-        return int(self.summary.get("n_items") or 0)
+        return self.summary.n_items
 
     @property
     def n_errors(self) -> int:
-        return int(self.summary.get("n_errors") or 0)
+        return self.summary.n_errors
 
     @property
     def breakdowns(self) -> dict[str, Any]:
-        b = self.summary.get("breakdowns")
-        return b if isinstance(b, dict) else {}
+        return self.summary.breakdowns
 
     # --- protocol -------------------------------------------------------------------------
     def protocol(self) -> dict[str, Any]:
@@ -193,9 +197,7 @@ class RunView:
         out = {f"task.{key}": self.task_spec.get(key) for key in PROTOCOL_TASK_FIELDS}
         out["limit"] = self.config.get("limit")
         out["item_ids"] = self.config.get("item_ids") or None
-        dataset = self.manifest.get("dataset")
-        if isinstance(dataset, dict) and dataset.get("fingerprint"):
-            out["dataset fingerprint"] = dataset["fingerprint"]
+        out["dataset fingerprint"] = self.manifest.dataset.fingerprint
         return out
 
     # --- per attempt ----------------------------------------------------------------------
@@ -258,34 +260,13 @@ class RunView:
 MAX_CAUSE = 90
 
 
-def _check_summary(path: Path, summary: Any) -> None:
-    if not isinstance(summary, dict):
-        raise DamagedRun(f"{path / SUMMARY}: expected a JSON object: the run directory is damaged")
-    for key in ("task", "model", "metric", "score"):
-        if key not in summary:
-            raise DamagedRun(f"{path / SUMMARY}: missing field {key!r}: the run directory is damaged")
-    journals = ((ATTEMPTS, int(summary.get("n_attempts") or 0) > 0),
-                (SCORES, summary.get("score") is not None))
+def _check_journals(path: Path, summary: RunSummary) -> None:
+    """The journals a summary counts must be there."""
+    journals = ((ATTEMPTS, summary.n_attempts > 0), (SCORES, summary.score is not None))
     for journal, needed in journals:
         if needed and not (path / journal).is_file():
             raise DamagedRun(f"{path / journal} is missing: the run directory is damaged "
                              "(restore the file, or run the task again)")
-
-
-def _summary_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What a run that wrote no summary.json can still say: task, model, metric; no score."""
-    config, model, dataset = (_mapping(manifest, key) for key in ("config", "model", "dataset"))
-    task, spec = _mapping(config, "task"), _mapping(config, "model")
-    return {"task": str(task.get("name") or "?"), "model": str(model.get("label") or
-                                                                 spec.get("spec") or "?"),
-            "metric": str(task.get("metric") or "?"), "k": int(task.get("k") or 1),
-            "score": None, "ci95": None, "n_items": int(dataset.get("n_items") or 0),
-            "n_errors": 0, "complete": False}
-
-
-def _mapping(parent: dict[str, Any], key: str) -> dict[str, Any]:
-    value = parent.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 def _short_text(text: str) -> str:
@@ -293,19 +274,19 @@ def _short_text(text: str) -> str:
     return text if len(text) <= MAX_CAUSE else text[: MAX_CAUSE - 1] + "…"
 
 
-def _manifest_error(manifest: dict[str, Any]) -> str:
+def _manifest_error(manifest: RunManifest) -> str:
     """The error a run recorded in its manifest when it stopped, if any."""
-    error = manifest.get("error")
+    error = manifest.error
     if isinstance(error, dict):
         kind, message = error.get("type"), error.get("message")
         return _short_text(f"{kind}: {message}" if kind and message else str(message or kind or ""))
     return _short_text(error) if isinstance(error, str) else ""
 
 
-def _unfinished_cause(path: Path, manifest: dict[str, Any]) -> str:
+def _unfinished_cause(path: Path, manifest: RunManifest) -> str:
     """'interrupted', 'running: `k2eval resume` (pid ...)', or how a run left "running" ended,
     told by its writer lock: still held, left by a dead process, or released on an error."""
-    status = manifest.get("status")
+    status = manifest.status
     reason = _manifest_error(manifest)
     if status != "running":
         if status:
@@ -327,12 +308,11 @@ def _unfinished_cause(path: Path, manifest: dict[str, Any]) -> str:
     return "stopped while running: crashed, killed or stopped on an error"
 
 
-def _error_cause(path: Path, summary: dict[str, Any]) -> str:
+def _error_cause(path: Path, summary: RunSummary) -> str:
     """'52/52 attempts errored (FatalModelError: HTTP 401: ...)'; grading errors and attempts
     that never ran are named too."""
-    expected = int(summary.get("n_items") or 0) * int(summary.get("k") or 1)
-    n_errors = int(summary.get("n_errors") or 0)
-    n_score_errors = int(summary.get("n_score_errors") or 0)
+    expected = summary.n_items * summary.k
+    n_errors, n_score_errors = summary.n_errors, summary.n_score_errors
     parts = []
     if n_errors:
         common = _most_common_error(path / ATTEMPTS, b'"status": "error"',
@@ -343,7 +323,7 @@ def _error_cause(path: Path, summary: dict[str, Any]) -> str:
                                     lambda row: _short_text(row.get("reason") or ""))
         parts.append(f"{n_score_errors} attempts could not be graded"
                      + (f" ({common})" if common else ""))
-    missing = expected - int(summary.get("n_attempts") or 0)
+    missing = expected - summary.n_attempts
     if missing > 0:
         parts.append(f"{missing}/{expected} attempts never ran")
     return "; ".join(parts) or "some attempts were not graded"

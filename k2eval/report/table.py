@@ -193,7 +193,7 @@ def serving_row(run: RunView) -> dict[str, Any] | None:
     counts = run.toolcalls
     if not run.reasoning_tokens and not counts:
         return None
-    attempts = max(1, int(run.summary.get("n_attempts") or 0))
+    attempts = max(1, run.summary.n_attempts)
     row: dict[str, Any] = {"Task": run.task, "Model": run.model, "Run": run.run_id,
                            "Reasoning tokens / attempt": round(run.reasoning_tokens / attempts)}
     percent = rates(counts or {})

@@ -1,5 +1,2 @@
-"""Run directories (the unit every command reads) and the nightly history index."""
-
-from k2eval.store.rundir import RunDir, RunRecord, load_run
-
-__all__ = ["RunDir", "RunRecord", "load_run"]
+"""Run directories (the unit every command reads), their typed records, the nightly history
+index and the response cache: `k2eval.store.rundir`, `runlog`, `history`, `cache`."""

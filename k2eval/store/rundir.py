@@ -6,7 +6,8 @@ kill -9 at any moment leaves at worst one partial trailing line, which readers d
 
 Writers open a run directory with `RunDir.create` or `RunDir.open`, which take its writer lock
 (`store.lock`) and hold it until `close()`; a second writer fails at once naming the first.
-Readers use `load_run` or the plain constructor and never lock.
+Readers use `load_run` or the plain constructor and never lock. The manifest and the
+summary are the typed, versioned records of `store.runlog`.
 
 A write that fails (disk full, read-only file system, no permission) raises `StorageError`
 naming the file; a journal line cut short by it is cut off at once, so the journal ends on
@@ -30,6 +31,7 @@ from k2eval.errors import RunDirError, StorageError
 from k2eval.records import Attempt, Score
 from k2eval.spec import redact_url_credentials
 from k2eval.store.lock import WriterLock
+from k2eval.store.runlog import RunManifest, RunSummary
 
 MANIFEST = "manifest.json"
 ATTEMPTS = "attempts.jsonl"
@@ -141,7 +143,7 @@ class RunDir:
         self.lock: WriterLock | None = None
 
     @classmethod
-    def create(cls, path: Path, manifest: dict[str, Any], redactor: Redactor | None = None) -> RunDir:
+    def create(cls, path: Path, manifest: RunManifest, redactor: Redactor | None = None) -> RunDir:
         """A new run directory, locked for this process until `close()`."""
         path = Path(path)
         if (path / MANIFEST).exists():
@@ -175,9 +177,9 @@ class RunDir:
         run._reserve()
         return run
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: RunManifest) -> None:
         # Base URLs and the recorded command may carry user:password@: never written.
-        text = redact_url_credentials(self.redact(json.dumps(manifest, default=str)))
+        text = redact_url_credentials(self.redact(json.dumps(manifest.to_json(), default=str)))
         try:
             write_json_atomic(self.path / MANIFEST, json.loads(text))
         except StorageError:
@@ -201,11 +203,8 @@ class RunDir:
             return False
         return True
 
-    def read_manifest(self) -> dict[str, Any]:
-        data = read_json(self.path / MANIFEST)
-        if not isinstance(data, dict) or "config" not in data:
-            raise RunDirError(f"{self.path / MANIFEST} has no run config")
-        return data
+    def read_manifest(self) -> RunManifest:
+        return RunManifest.from_json(read_json(self.path / MANIFEST), self.path / MANIFEST)
 
     def _append(self, fh: IO[str], row: dict[str, Any]) -> None:
         fh.write(self.redact(json.dumps(row, ensure_ascii=False, default=str)) + "\n")
@@ -294,8 +293,8 @@ class RunDir:
             out[(s.item_id, s.index)] = s
         return out
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        write_json_atomic(self.path / SUMMARY, summary)
+    def write_summary(self, summary: RunSummary) -> None:
+        write_json_atomic(self.path / SUMMARY, summary.to_json())
 
     def write_jsonl(self, name: str, rows: list[dict[str, Any]]) -> Path:
         path = self.path / name
@@ -324,19 +323,18 @@ class RunRecord:
     """A finished (or partial) run, as read back from disk."""
 
     path: Path
-    manifest: dict[str, Any]
-    summary: dict[str, Any] | None
+    manifest: RunManifest
+    summary: RunSummary | None
     attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
     scores: dict[tuple[str, int], Score] = field(default_factory=dict)
 
     @property
     def task(self) -> str:
-        return str(self.manifest["config"]["task"]["name"])
+        return str(self.manifest.config["task"]["name"])
 
     @property
     def model(self) -> str:
-        return str(self.manifest.get("model", {}).get("label")
-                   or self.manifest["config"]["model"]["spec"])
+        return self.manifest.model.label
 
 
 def load_run(path: str | Path, *, with_attempts: bool = True) -> RunRecord:
@@ -346,7 +344,8 @@ def load_run(path: str | Path, *, with_attempts: bool = True) -> RunRecord:
         raise RunDirError(f"{p} is not a directory")
     rd = RunDir(p)
     manifest = rd.read_manifest()
-    summary = read_json(p / SUMMARY) if (p / SUMMARY).exists() else None
+    summary = (RunSummary.from_json(read_json(p / SUMMARY), p / SUMMARY)
+               if (p / SUMMARY).exists() else None)
     rec = RunRecord(path=p, manifest=manifest, summary=summary)
     if with_attempts:
         rec.attempts = rd.attempts()

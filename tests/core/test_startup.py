@@ -50,6 +50,8 @@ def test_help_and_the_task_list_import_no_heavy_library(argv: list[str]) -> None
     assert rc == 0
     assert modules.isdisjoint(HEAVY), sorted(modules & set(HEAVY))
     assert "aiohttp" not in modules, "an HTTP client was imported by a command that sends nothing"
+    assert "pydantic" not in modules, "the run records' library was imported by a command that " \
+                                      "reads no run"
 
 
 @pytest.mark.parametrize(("client", "sdk_loaded"), [(None, False), ("sdk", True)],

@@ -10,6 +10,7 @@ from k2eval.adapters.base import Adapter, Attempt, Item, Score
 from k2eval.engine.runner import summarize
 from k2eval.spec import ModelSpec, RunConfig, TaskSpec
 from k2eval.store.rundir import RunDir
+from k2eval.store.runlog import DatasetRecord, ModelRecord, RunManifest
 
 REPORTED = {"Kimi-K2-Instruct": "49.5", "Qwen3-235B-A22B (non-thinking)": "24.7*"}
 
@@ -50,9 +51,10 @@ def write_run(root: Path, spec: TaskSpec, model: str, outcomes: dict[str, list[f
     """A finished run: one attempt per value in `outcomes[item]` (1.0 right, 0.0 wrong)."""
     config = RunConfig(task=spec, model=ModelSpec(f"openai:{model}"), limit=limit)
     run_id = run_id or f"{spec.name}-{model}"
-    manifest = {"run_id": run_id, "config": config.to_dict(),
-                "model": {"label": f"openai:{model}"}, "started": time.time(),
-                "dataset": {"source": "test", "fingerprint": "f" * 16, "n_items": len(outcomes)}}
+    manifest = RunManifest(run_id=run_id, config=config.to_dict(),
+                           model=ModelRecord(label=f"openai:{model}"), started=time.time(),
+                           dataset=DatasetRecord(source="test", fingerprint="f" * 16,
+                                                 n_items=len(outcomes)))
     rundir = RunDir.create(root / run_id, manifest)
     items = [Item(item_id, {}, (meta or {}).get(item_id, {})) for item_id in outcomes]
     attempts: dict[tuple[str, int], Attempt] = {}

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k2eval.store.runlog import DatasetRecord, ModelRecord, RunManifest
+
 KEY = "sk-test-key-0123456789"
+
+
+def bare_manifest(run_id: str = "r", **fields: Any) -> RunManifest:
+    """The least a manifest holds (no real config: for tests of the files, not of runs)."""
+    return RunManifest(run_id=run_id, config={}, model=ModelRecord(label="openai:m"),
+                       dataset=DatasetRecord(fingerprint="f" * 16, n_items=0), **fields)
 
 
 def cli_env() -> dict[str, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from storecli import bare_manifest
 
 from k2eval.errors import RunDirError, StorageError
 from k2eval.records import Attempt, Score
@@ -77,7 +78,7 @@ def test_new_scores_replace_the_old_ones_only_when_all_are_written(tmp_path: Pat
 def test_a_full_disk_leaves_whole_lines_and_room_for_the_manifest(
         small_fs: Callable[..., Path]) -> None:
     tiny_fs = small_fs("256k")
-    run = RunDir.create(tiny_fs / "r", {"run_id": "r", "config": {}, "status": "running"})
+    run = RunDir.create(tiny_fs / "r", bare_manifest(status="running"))
     assert (tiny_fs / "r" / RESERVE).exists()
     big = Attempt("x", 0, messages=[{"role": "assistant", "content": "y" * 3000}])
     with pytest.raises(StorageError, match=r"cannot write .*attempts\.jsonl \(No space left"):
@@ -87,8 +88,8 @@ def test_a_full_disk_leaves_whole_lines_and_room_for_the_manifest(
     raw = (tiny_fs / "r" / ATTEMPTS).read_bytes()
     assert raw.endswith(b"\n") and 0 < raw.count(b"\n") < 200
     assert not (tiny_fs / "r" / RESERVE).exists()  # freed: the manifest still fits
-    run.write_manifest({"run_id": "r", "config": {}, "status": "failed", "error": "disk full"})
-    assert run.read_manifest()["status"] == "failed"
+    run.write_manifest(bare_manifest(status="failed", error="disk full"))
+    assert run.read_manifest().status == "failed"
     run.close()
 
 

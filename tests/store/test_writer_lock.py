@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from storecli import PendingRun, k2eval_cli, start_cli
+from storecli import PendingRun, bare_manifest, k2eval_cli, start_cli
 
 from k2eval.errors import RunDirError
 from k2eval.store.lock import (
@@ -135,10 +135,10 @@ def test_the_lock_file_records_the_holder_and_is_emptied_not_deleted_on_release(
 
 
 def test_a_second_writer_in_the_same_process_is_refused_but_readers_are_not(tmp_path: Path) -> None:
-    run = RunDir.create(tmp_path / "r", {"run_id": "r", "config": {}})
+    run = RunDir.create(tmp_path / "r", bare_manifest())
     with pytest.raises(RunDirLocked, match="is in use by"):
         RunDir.open(tmp_path / "r")
-    assert load_run(tmp_path / "r").manifest["run_id"] == "r"
+    assert load_run(tmp_path / "r").manifest.run_id == "r"
     run.close()
     RunDir.open(tmp_path / "r").close()
 
