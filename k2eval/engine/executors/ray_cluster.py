@@ -11,7 +11,9 @@ Placement
   and at most one container at a time, so no node ever holds more containers than its slots.
   Solving and grading both run there, on the node's Docker engine; an attempt is graded on the
   node that solved it when that node still has a worker. A cluster without any slot is refused
-  before any model call.
+  before any model call. The driver needs no Docker engine of its own: the run's grading
+  conditions (e.g. the network SWE-bench containers get) are those the nodes report, merged
+  by `merge_conditions` where nodes differ.
 
 Faults
 - A worker process or node that dies mid-attempt loses only that call: the driver sends the
@@ -137,6 +139,25 @@ def shared_connection(address: str | None, configs: Iterable[RunConfig]) -> Iter
         yield
     finally:
         ray.shutdown()
+
+
+def merge_conditions(by_node: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record of the grading conditions several nodes report: a value every node shares
+    as it is; where they differ, a flag holds only if it holds on every node (a run is under
+    official conditions only if all its nodes are) and other values list the distinct ones."""
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for conditions in by_node for k in conditions):
+        values: list[Any] = []
+        for conditions in by_node:
+            if conditions.get(key) not in values:
+                values.append(conditions.get(key))
+        if len(values) == 1:
+            merged[key] = values[0]
+        elif all(isinstance(v, bool) or v is None for v in values):
+            merged[key] = all(values)
+        else:
+            merged[key] = values
+    return merged
 
 
 def _is_worker_loss(exc: BaseException, ray: Any) -> bool:
@@ -273,6 +294,23 @@ class RayExecutor(Executor):
     async def _where_of(self, i: int) -> None:
         self._where[i] = await self._actors[i].where.remote()
 
+    async def conditions(self) -> dict[str, Any]:
+        """Sandboxed tasks: the conditions on the nodes, asked of one worker per node (their
+        containers run on the nodes' Docker engines); otherwise, or when this pass started no
+        worker (nothing to solve or grade), the driver's."""
+        if self._driver_scorer is not None or not self._actors:
+            return await super().conditions()
+        ask = self._one_worker_per_node()
+        answers = await asyncio.gather(*(self._actors[i].conditions.remote()
+                                         for i in ask.values()), return_exceptions=True)
+        found = [a for a in answers if isinstance(a, dict)]
+        if not found:
+            first = next(iter(answers), None)
+            cause = str(self._cause(first)).strip().splitlines()[0] if first else "no live worker"
+            raise InfraError(f"cannot read the grading conditions on any node of the Ray cluster "
+                            f"at {self.address}: {cause}")
+        return merge_conditions(found)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "workers": self._n_workers,
                 "nodes": self._nodes, "sandbox_slots": self._slots or None,
@@ -395,12 +433,17 @@ class RayExecutor(Executor):
             asked = self._image_nodes[image] = asyncio.ensure_future(self._ask_holders(image))
         return await asyncio.shield(asked)
 
-    async def _ask_holders(self, image: str) -> set[str]:
+    def _one_worker_per_node(self) -> dict[str, int]:
+        """node id -> a healthy worker there."""
         ask: dict[str, int] = {}
         for i in range(len(self._actors)):
             node = self._node_of(i)
             if node and i not in self._dead and i not in self._suspect:
                 ask.setdefault(node, i)
+        return ask
+
+    async def _ask_holders(self, image: str) -> set[str]:
+        ask = self._one_worker_per_node()
         answers = await asyncio.gather(*(self._actors[i].holds.remote([image])
                                          for i in ask.values()), return_exceptions=True)
         return {node for node, held in zip(ask, answers, strict=True)
