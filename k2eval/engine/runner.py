@@ -319,7 +319,7 @@ class Engine:
             self.rundir.write_manifest(self.manifest)
             if setup:
                 await adapter.setup(config)
-            self._record_conditions()
+            await self._record_conditions()
             progress.live = self.executor.live
             progress.begin()
             ticker = asyncio.create_task(progress.ticking())
@@ -451,8 +451,8 @@ class Engine:
                         task.cancel()
         return self._finish(items, tally)
 
-    def _record_conditions(self) -> None:
-        self.manifest.conditions = self.adapter.conditions(self.config)
+    async def _record_conditions(self) -> None:
+        self.manifest.conditions = await self.executor.conditions()
         self.rundir.write_manifest(self.manifest)
 
     def _finish(self, items: list[Item], tally: Tally) -> RunSummary:

@@ -72,7 +72,9 @@ def group_by_item(scores: Iterable[Score]) -> dict[str, list[Score]]:
 
 
 def per_item_values(metric: str, by_item: dict[str, list[Score]], k: int) -> dict[str, float]:
-    """Each item's contribution to the headline: mean score (avg@k, acc) or pass@k / pass^k."""
+    """Each item's contribution to the headline: mean score (avg@k, acc), pass@1 (pass@k:
+    the headline is Pass@1, estimated without bias from however many samples there are;
+    pass@5 and pass@10 go to the summary's `pass_at_k`) or pass^k."""
     out: dict[str, float] = {}
     for item_id, item_scores in by_item.items():
         n = len(item_scores)
@@ -80,8 +82,7 @@ def per_item_values(metric: str, by_item: dict[str, list[Score]], k: int) -> dic
             out[item_id] = mean([s.value for s in item_scores])
             continue
         c = sum(1 for s in item_scores if s.correct)
-        kk = min(k, n)
-        out[item_id] = pass_at_k(n, c, kk) if metric == "pass@k" else pass_hat_k(n, c, kk)
+        out[item_id] = pass_at_k(n, c, 1) if metric == "pass@k" else pass_hat_k(n, c, min(k, n))
     return out
 
 

@@ -12,9 +12,11 @@ from k2eval.scoring import (
     ci95,
     clustered_stderr,
     group_by_item,
+    metric_label,
     pass_at_k,
     pass_at_ks,
     pass_hat_k,
+    per_item_values,
     summarize_metric,
 )
 
@@ -74,6 +76,17 @@ def test_pass_at_k_summary_and_grader_errors_excluded() -> None:
     assert out["score"] == pytest.approx(100 * (0.2 + 0.4) / 2)
     ks = pass_at_ks(by_item, (1, 5, 10))
     assert ks == {"pass@1": pytest.approx(30.0), "pass@5": pytest.approx(100.0)}
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_the_pass_at_k_headline_is_pass_at_1_whatever_the_samples_as_its_label_says(k: int) -> None:
+    """Five samples per item: the headline is the unbiased pass@1 (c/n) at any k, as the label
+    "Pass@1" says, never pass@k shown under that label."""
+    by_item = group_by_item(_scores({"a": [1, 0, 0, 0, 0], "b": [1, 1, 0, 0, 0]}))
+    assert metric_label("pass@k", k) == "Pass@1"
+    assert summarize_metric("pass@k", by_item, k)["score"] == pytest.approx(30.0)
+    assert per_item_values("pass@k", by_item, k) == {"a": pytest.approx(0.2),
+                                                     "b": pytest.approx(0.4)}
 
 
 def test_pass_hat_k_summary() -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k2eval.store.runlog import RunSummary
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "livecodebench"))
 
@@ -52,3 +54,10 @@ def start_cluster(temp_dir: Path, **head: Any) -> Any:
 
     return Cluster(initialize_head=True, head_node_args={
         **NODE, "include_dashboard": False, "temp_dir": str(temp_dir), **head})
+
+
+def comparable(summary: RunSummary | dict[str, Any]) -> dict[str, Any]:
+    """A run's summary as written (or read back), less its run id: two runs of the same work
+    compare equal."""
+    written = summary.to_json() if isinstance(summary, RunSummary) else summary
+    return {k: v for k, v in written.items() if k != "run_id"}

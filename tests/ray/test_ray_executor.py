@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_helpers import NODE, NODE_IMAGES, REPO, RayCluster
+from ray_helpers import NODE, NODE_IMAGES, REPO, RayCluster, comparable
 
 import k2eval
 from k2eval.adapters.aime import PROMPT_SUFFIX
@@ -27,10 +27,6 @@ GPQA_LETTER = "ABCD"
 
 def journal(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
-
-
-def comparable(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in summary.items() if k != "run_id"}
 
 
 def aime_oracle(aime: Path, correct_first: int) -> Any:

@@ -82,6 +82,12 @@ class Executor(ABC):
         where the executor cannot see them cheaply (attempts in other processes)."""
         return []
 
+    async def conditions(self) -> dict[str, Any]:
+        """The conditions the run's attempts are graded under (`Adapter.conditions`), where
+        they are graded; called after the adapter's `setup`. Default: this process's."""
+        assert self._plan is not None, "executor used before start()"
+        return self._plan.adapter.conditions(self._plan.config)
+
     def describe(self) -> dict[str, Any]:
         """Recorded in the manifest under "executor"."""
         return {"name": self.name}

@@ -11,7 +11,9 @@ Placement
   and at most one container at a time, so no node ever holds more containers than its slots.
   Solving and grading both run there, on the node's Docker engine; an attempt is graded on the
   node that solved it when that node still has a worker. A cluster without any slot is refused
-  before any model call.
+  before any model call. The driver needs no Docker engine of its own: the run's conditions
+  (the network SWE-bench containers get, the Tau2 texts found, ...) are those the nodes
+  report, which must agree (`agreed_conditions`), or the run stops before any attempt.
 
 Faults
 - A worker process or node that dies mid-attempt loses only that call: the driver sends the
@@ -137,6 +139,23 @@ def shared_connection(address: str | None, configs: Iterable[RunConfig]) -> Iter
         yield
     finally:
         ray.shutdown()
+
+
+def agreed_conditions(by_node: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The conditions every node reports (`Adapter.conditions`: the network its containers
+    get, the texts the model is sent, ...), which must be the same on all: attempts run under
+    different conditions on different nodes would add up to no one score. `ConfigError`
+    names the first differences and the nodes."""
+    (first_node, first), *others = by_node.items()
+    for node, seen in others:
+        differ = sorted(key for key in {*first, *seen} if first.get(key) != seen.get(key))
+        if differ:
+            shown = "; ".join(f"{key}: {first.get(key)!r} on {first_node}, {seen.get(key)!r} "
+                              f"on {node}" for key in differ[:3])
+            raise ConfigError(f"the Ray nodes would run this task under different conditions "
+                              f"({shown}): give every node the same setup (Docker network, "
+                              "data and source trees) or leave the odd one out of the cluster")
+    return first
 
 
 def _is_worker_loss(exc: BaseException, ray: Any) -> bool:
@@ -273,6 +292,30 @@ class RayExecutor(Executor):
     async def _where_of(self, i: int) -> None:
         self._where[i] = await self._actors[i].where.remote()
 
+    async def conditions(self) -> dict[str, Any]:
+        """Where workers run the attempts: the conditions on their nodes, asked of one worker
+        per node, which must agree (`agreed_conditions`); the driver needs no Docker engine of
+        its own. When this pass started no worker (nothing to solve or grade): the driver's."""
+        if not self._actors:
+            return await super().conditions()
+        ask = self._one_worker_per_node()
+        answers = await asyncio.gather(*(self._actors[i].conditions.remote()
+                                         for i in ask.values()), return_exceptions=True)
+        by_node: dict[str, dict[str, Any]] = {}
+        for i, answer in zip(ask.values(), answers, strict=True):
+            cause = self._cause(answer) if isinstance(answer, BaseException) else None
+            if isinstance(cause, UserError):  # e.g. a source tree a node cannot use
+                raise cause
+            if isinstance(answer, dict):
+                where = self._where[i]
+                by_node[f"{where['hostname']} ({str(where['node_id'])[:8]})"] = answer
+        if not by_node:
+            first = next(iter(answers), None)
+            reason = str(self._cause(first)).strip().splitlines()[0] if first else "no live worker"
+            raise InfraError(f"cannot read the run's conditions on any node of the Ray cluster "
+                             f"at {self.address}: {reason}")
+        return agreed_conditions(by_node)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "workers": self._n_workers,
                 "nodes": self._nodes, "sandbox_slots": self._slots or None,
@@ -395,12 +438,17 @@ class RayExecutor(Executor):
             asked = self._image_nodes[image] = asyncio.ensure_future(self._ask_holders(image))
         return await asyncio.shield(asked)
 
-    async def _ask_holders(self, image: str) -> set[str]:
+    def _one_worker_per_node(self) -> dict[str, int]:
+        """node id -> a healthy worker there."""
         ask: dict[str, int] = {}
         for i in range(len(self._actors)):
             node = self._node_of(i)
             if node and i not in self._dead and i not in self._suspect:
                 ask.setdefault(node, i)
+        return ask
+
+    async def _ask_holders(self, image: str) -> set[str]:
+        ask = self._one_worker_per_node()
         answers = await asyncio.gather(*(self._actors[i].holds.remote([image])
                                          for i in ask.values()), return_exceptions=True)
         return {node for node, held in zip(ask, answers, strict=True)

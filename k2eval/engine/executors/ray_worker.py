@@ -70,6 +70,12 @@ class AttemptWorker:
         await self._ready()
         return self.where_info
 
+    async def conditions(self) -> dict[str, Any]:
+        """The adapter's grading conditions on this node (e.g. the network its containers
+        get from this node's Docker engine)."""
+        runner = await self._ready()
+        return await asyncio.to_thread(runner.adapter.conditions, self.config)
+
     async def holds(self, images: list[str]) -> list[str]:
         """Which of `images` this node's Docker engine holds (`docker image inspect`)."""
         return await asyncio.to_thread(node_images, images, str(self.where_info["node_id"]))
