@@ -110,7 +110,7 @@ def test_an_agent_session_on_ray_solves_and_grades_on_its_node_as_the_local_exec
     assert verdicts(on_ray.path) == verdicts(local.path)
     assert comparable(on_ray.summary) == comparable(local.summary)
     assert on_ray.summary["n_attempts"] == 2 and on_ray.summary["complete"]
-    assert on_ray.summary["score"] == 100.0 and on_ray.summary["pass_at_k"] == {"pass@1": 50.0}
+    assert on_ray.summary.score == 50.0 and on_ray.summary.pass_at_k == {"pass@1": 50.0}
     assert len(srv.requests) == 2 * 2 * 3  # two runs, two attempts, three turns each
 
     # each attempt ran on a cluster node: the agent's container and its grading container were
