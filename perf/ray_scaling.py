@@ -5,10 +5,12 @@
    processes (one per node), each as wall time / ideal, ideal = ceil(1920 / 128) x latency.
 2. Sandbox-bound: LiveCodeBench programs (the hand-written test rows, k samples each, every
    one graded in a Docker sandbox), local with 1 sandbox vs Ray on 2 nodes with 1
-   `sandbox_slots` each: the speed-up (target ~1.8x on hosts with the cores for it).
+   `sandbox_slots` each: the speed-up (target ~1.8x on hosts with the cores for it); and local
+   with 2 sandboxes, the same capacity on this host, which tells how much of what a second
+   sandbox gives here the cluster keeps.
 
     python perf/ray_scaling.py [--concurrency 128] [--latency 0.2] [--k 64] [--lcb-k 50]
-                               [--skip-sandbox]
+                               [--skip-sandbox] [--skip-model]
 
 Both nodes share this host's cores, so the sandbox figure measures the executor's overhead
 and placement, not the added capacity of a real second machine.
@@ -40,6 +42,7 @@ from engine_throughput import AIME  # noqa: E402
 
 import k2eval  # noqa: E402
 from k2eval.engine.executors import make_executor  # noqa: E402
+from k2eval.store.runlog import RunSummary  # noqa: E402
 
 
 def start_server(latency: float, answers: Path | None = None) -> tuple[subprocess.Popen[str], str]:
@@ -71,14 +74,14 @@ Row = tuple[str, float, float]
 """label, wall time, the part of it spent connecting to Ray and starting workers."""
 
 
-def timed_run(label: str, task: str, rows: list[Row], **kwargs: Any) -> dict[str, Any]:
+def timed_run(label: str, task: str, rows: list[Row], **kwargs: Any) -> RunSummary:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         run = k2eval.evaluate(task, "openai:m", out=out, **kwargs)
         wall = time.perf_counter() - t0
         manifest = json.loads((run.path / "manifest.json").read_text())
     summary = run.summary
-    assert summary["n_errors"] == 0 and summary["complete"], summary
+    assert summary.n_errors == 0 and summary.complete, summary
     rows.append((label, wall, float(manifest["executor"].get("start_s", 0.0))))
     return summary
 
@@ -133,14 +136,18 @@ def _sandbox_runs(url: str, address: str, args: argparse.Namespace, data: Path) 
     rows: list[Row] = []
     summary = timed_run("local executor, 1 sandbox", "livecodebench-v6", rows, sandboxes=1,
                         **common)
+    timed_run("local executor, 2 sandboxes", "livecodebench-v6", rows, sandboxes=2, **common)
     timed_run("ray executor, 2 nodes x 1 sandbox slot", "livecodebench-v6", rows,
               executor=make_executor("ray", address=address), **common)
-    assert summary["score"] == 100.0, summary
-    print(f"\n{summary['n_attempts']} LiveCodeBench programs graded in sandboxes")
+    assert summary.score == 100.0, summary
+    print(f"\n{summary.n_attempts} LiveCodeBench programs graded in sandboxes")
     table(rows)
-    (_, local, _), (_, ray, start) = rows
+    (_, local, _), (_, local2, _), (_, ray, start) = rows
     print(f"speed-up, 2 nodes x 1 slot vs 1 local sandbox: {local / ray:.2f}x "
           f"({local / (ray - start):.2f}x without the workers' start)")
+    print(f"what this host gives a second sandbox (local 2 vs 1): {local / local2:.2f}x; "
+          f"the cluster's share of it (ray 2x1 vs local 2): {local2 / ray:.2f}x "
+          f"({local2 / (ray - start):.2f}x without the workers' start)")
 
 
 def main() -> None:
@@ -150,17 +157,19 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=64)
     ap.add_argument("--lcb-k", type=int, default=50, help="samples per LiveCodeBench row (x4 rows)")
     ap.add_argument("--skip-sandbox", action="store_true")
+    ap.add_argument("--skip-model", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "EMPTY")
     temp_dir = Path(tempfile.mkdtemp(prefix="k2ray-perf-", dir="/tmp"))
     cluster = start_cluster(temp_dir)
     try:
-        server, url = start_server(args.latency)
-        try:
-            model_bound(url, cluster.address, args)
-        finally:
-            server.terminate()
-            server.wait()
+        if not args.skip_model:
+            server, url = start_server(args.latency)
+            try:
+                model_bound(url, cluster.address, args)
+            finally:
+                server.terminate()
+                server.wait()
         if not args.skip_sandbox:
             sandbox_bound(cluster.address, args, temp_dir)
     finally:

@@ -9,8 +9,8 @@ a file from a newer k2eval is refused with a message saying to upgrade, never ha
 The JSON keys are the on-disk format and stay stable (reports, dashboards and users' scripts
 read them). Keys a record does not declare are kept and written back unchanged: an adapter's
 own headline figures (Tau2's pass^k, OJBench's per-language scores, lm-eval's results), and
-fields a later k2eval of the same version adds. `record["key"]` and `record.get("key")` read
-any key as it is on disk, for scripts written against the plain JSON.
+fields a later k2eval of the same version adds. `record["key"]`, `record.get("key")` and
+`"key" in record` read any key as it is on disk, for scripts written against the plain JSON.
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ class _Document(BaseModel):
         if key not in extra:
             raise KeyError(key)
         return extra[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in type(self).model_fields or key in (self.model_extra or {})
 
     def get(self, key: str, default: Any = None) -> Any:
         try:

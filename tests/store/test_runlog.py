@@ -121,6 +121,7 @@ def test_keys_a_record_does_not_declare_are_kept_flat_and_written_back(engine_ru
     summary = RunSummary.model_validate({**OLD_SUMMARY, "pass_hat_k": {"1": 50.0},
                                          "by_language": {"CPP17": 40.0}})
     assert summary["pass_hat_k"] == {"1": 50.0} and summary.get("absent", "-") == "-"
+    assert "pass_hat_k" in summary and "score" in summary and "absent" not in summary
     assert summary["usage"]["completion_tokens"] == 80  # nested records read as on disk
     assert summary.to_json()["by_language"] == {"CPP17": 40.0}
 
