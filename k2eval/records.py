@@ -12,7 +12,11 @@ their keys are the on-disk format and stay stable.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Status = Literal["ok", "error"]
+"""Of an attempt: finished, or ended in an error (never scored as wrong). Of a score: graded,
+or the grader itself failed (infrastructure; rescore retries it)."""
 
 Message = dict[str, Any]
 """An OpenAI-style chat message: {"role", "content", optional "tool_calls", "tool_call_id", "name"};
@@ -134,7 +138,7 @@ class Attempt:
 
     item_id: str
     index: int
-    status: str = "ok"
+    status: Status = "ok"
     """"ok" or "error" (the model could not be reached; never scored as wrong)."""
     messages: list[Message] = field(default_factory=list)
     output: dict[str, Any] = field(default_factory=dict)
@@ -188,7 +192,7 @@ class Score:
     """In [0, 1]; 1.0 means correct."""
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
-    status: str = "ok"
+    status: Status = "ok"
     """"ok", or "error" when grading itself failed (infrastructure); rescore retries those."""
 
     @property
