@@ -356,6 +356,18 @@ class RayExecutor(Executor):
     def sandbox_slots(self) -> int:
         return self._slots
 
+    @property
+    def score_slots(self) -> int:
+        """Sandboxed tasks: as many grading calls in flight as the run's concurrency (at least
+        the slots). An attempt is graded on the node that solved it, so with only one call
+        per slot in flight two could wait for the same node while another node sits idle;
+        with more, each node has its own attempts queued at its workers, whose slots still
+        bound the containers. Other tasks are graded here, as the base class says."""
+        assert self._plan is not None, "executor used before start()"
+        if self._plan.adapter.needs_sandbox:
+            return max(self._slots, self._plan.config.concurrency)
+        return super().score_slots
+
     def _node_of(self, i: int) -> str | None:
         return self._where.get(i, {}).get("node_id")
 
