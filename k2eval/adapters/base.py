@@ -218,6 +218,12 @@ class Adapter(ABC):
     async def setup(self, config: RunConfig) -> None:  # noqa: B027 - optional hook
         """Prepare once per run (build images, check prerequisites)."""
 
+    def node_config(self, config: RunConfig) -> RunConfig:
+        """The run's config as a worker on another node (Ray) is sent it: what this process
+        found through its working directory or environment (a relative path, a data
+        directory from an environment variable) made explicit. Default: as it is."""
+        return config
+
     def item_image(self, item: Item, spec: TaskSpec) -> str | None:
         """The sandbox image (a full tag) an attempt at `item` needs, where an executor
         should prefer a node that already holds it (Ray); None: no particular image."""

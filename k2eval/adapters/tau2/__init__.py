@@ -14,7 +14,9 @@ the checkout the data directory belongs to. Without one the run uses k2eval's ow
 says so in one line, and records `official_texts: false` in the manifest and summary
 conditions. `--option agent_instructions_file=PATH` replaces the agent's instruction. Each
 attempt records `official_texts` in its output; rescoring does not need the tree (without it
-the rescored run's conditions say the texts are unknown).
+the rescored run's conditions say the texts are unknown). On Ray (`node_config`), workers get
+the driver's data directory and the path options made absolute; `$TAU2_SOURCE_DIR` is each
+node's own, and the nodes' conditions must agree.
 
 Rules of tau2-bench 0.1.3 kept on purpose: tools get the model's argument values as they are
 (no coercion: "2" stays a string, so a wrong type fails or corrupts the database there as it
@@ -25,6 +27,7 @@ does in tau2); the 10-tool-error cut-off of tau2 1.0 is off (0.1.3 never counts 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,6 +57,8 @@ from k2eval.adapters.tau2.texts import SourceError, Texts, load_texts
 from k2eval.errors import ConfigError
 from k2eval.scoring import group_by_item, mean
 from k2eval.spec import RunConfig, TaskSpec
+
+PATH_OPTIONS = ("tau2_source", "agent_instructions_file")
 
 
 def _run_texts(config: RunConfig) -> Texts:
@@ -102,6 +107,16 @@ class Tau2Adapter(Adapter):
                   f"{', '.join(texts.own_models)}: their field descriptions are k2eval's "
                   "own wording, and the run is marked so", file=sys.stderr)
 
+    def node_config(self, config: RunConfig) -> RunConfig:
+        """Workers on other nodes get the data directory this process resolved (the items'
+        own, also when it came from $TAU2_DATA_DIR) and the file options as absolute paths
+        (a relative one names a file beside the driver, not beside a worker). The source tree
+        $TAU2_SOURCE_DIR names is each node's own: the nodes' conditions must agree."""
+        files = {name: str(Path(value).expanduser().resolve()) for name in PATH_OPTIONS
+                 if (value := config.task.option(name))}
+        return dataclasses.replace(config, data=str(resolve_data_dir(config.data).resolve()),
+                                   task=config.task.with_overrides(options=files))
+
     def conditions(self, config: RunConfig) -> dict[str, Any]:
         spec = config.task
         try:
@@ -109,8 +124,8 @@ class Tau2Adapter(Adapter):
         except SourceError as exc:  # only on rescore: a run checks its tree in `setup`
             out = {"tool_texts": f"unknown ({exc})", "official_texts": False}
         if spec.option("agent_instructions_file"):
-            out |= {"agent_instruction": f"file {spec.option('agent_instructions_file')}",
-                    "official_texts": False}
+            instructions = Path(spec.option("agent_instructions_file")).expanduser().resolve()
+            out |= {"agent_instruction": f"file {instructions}", "official_texts": False}
         out["max_tool_errors"] = _max_tool_errors(spec)
         return out
 

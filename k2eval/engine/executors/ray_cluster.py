@@ -254,6 +254,7 @@ class RayExecutor(Executor):
         ray, plan = self._ray, self._plan
         remote = ray.remote(AttemptWorker)
         per_actor = plan.config.concurrency + 8
+        config = plan.adapter.node_config(plan.config)
         for node in placements:
             options: dict[str, Any] = dict(
                 num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=per_actor,
@@ -261,7 +262,7 @@ class RayExecutor(Executor):
             if sandboxed:
                 options["resources"] = {SLOT_RESOURCE: 1}
             self._actors.append(remote.options(**options).remote(
-                plan.config, plan.run_id, 1 if sandboxed else None, plan.models is not None))
+                config, plan.run_id, 1 if sandboxed else None, plan.models is not None))
         self._n_workers = len(self._actors)
         waits = {asyncio.ensure_future(self._where_of(i)): i for i in range(len(self._actors))}
         # The first worker may take as long as `ready_timeout_s` (slots held by other runs);
