@@ -318,7 +318,7 @@ class Engine:
                 self.manifest.model = _model_record(config, models.agent.describe())
             self.rundir.write_manifest(self.manifest)
             if setup:
-                await adapter.setup(config)
+                await self.executor.setup()
             await self._record_conditions()
             progress.live = self.executor.live
             progress.begin()

@@ -25,7 +25,7 @@ import k2eval
 from k2eval.adapters.base import derived_seed
 from k2eval.adapters.tau2.data import load_tasks
 from k2eval.adapters.tau2.texts import SOURCE_ENV
-from k2eval.errors import ConfigError
+from k2eval.errors import ConfigError, UserError
 from k2eval.spec import ModelSpec
 from k2eval.testing.fake_openai import Reply
 
@@ -153,12 +153,17 @@ def test_the_driver_s_relative_paths_and_tau2_data_dir_reach_the_nodes_as_it_res
 
 
 @pytest.fixture
-def odd_node(ray_cluster: RayCluster, tau2_source: Path, tmp_path: Path) -> Iterator[str]:
+def odd_node(request: pytest.FixtureRequest, ray_cluster: RayCluster, tau2_source: Path,
+             tmp_path: Path) -> Iterator[str]:
     """A third node whose raylet (and so every worker it starts) finds tau2-bench's source
     tree through $TAU2_SOURCE_DIR where the other two nodes find none, or the other way round
-    when the test process was started with one. Yields its node id; removed afterwards."""
+    when the test process was started with one; with the parameter "nowhere", its
+    $TAU2_SOURCE_DIR names a folder holding no tree. Yields its node id; removed afterwards."""
     before = os.environ.get(SOURCE_ENV)
-    if before:
+    if getattr(request, "param", None) == "nowhere":
+        (tmp_path / "nowhere").mkdir()
+        os.environ[SOURCE_ENV] = str(tmp_path / "nowhere")
+    elif before:
         os.environ.pop(SOURCE_ENV)
     else:
         os.environ[SOURCE_ENV] = str(tau2_source)
@@ -195,3 +200,21 @@ def test_a_node_that_would_send_other_tau2_texts_stops_the_run_before_any_conver
     assert written["status"] == "failed" and written["error"] == message
     assert len(written["executor"]["nodes"]) == 3
 
+
+
+@pytest.mark.parametrize("odd_node", ["nowhere"], indirect=True)
+def test_a_node_whose_source_tree_setting_is_wrong_stops_the_run_naming_it(
+        ray_cluster: RayCluster, odd_node: str, fake_openai: Any, shared_data: Path,
+        retail: dict[str, Any], tmp_path: Path) -> None:
+    """The adapter's setup runs on every node too: the odd node refuses its own
+    $TAU2_SOURCE_DIR before any conversation, and the error names the node."""
+    srv = fake_openai(gold_or_nothing(retail))
+    with pytest.raises(UserError) as raised:
+        tau2_run(srv, shared_data, tmp_path, run_id="nowhere", executor="ray",
+                 ray_address=ray_cluster.address)
+    message = str(raised.value)
+    assert re.match(rf"Ray node \S+ \({odd_node[:8]}\): \${SOURCE_ENV}={tmp_path / 'nowhere'}: "
+                    "no tau2-bench source tree there", message), message
+    assert srv.requests == []
+    written = manifest(tmp_path / "nowhere")
+    assert written["status"] == "failed" and written["error"] == message

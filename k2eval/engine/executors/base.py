@@ -82,6 +82,12 @@ class Executor(ABC):
         where the executor cannot see them cheaply (attempts in other processes)."""
         return []
 
+    async def setup(self) -> None:
+        """Run the adapter's `setup` where the attempts will run (before any attempt of a
+        pass that solves). Default: in this process."""
+        assert self._plan is not None, "executor used before start()"
+        await self._plan.adapter.setup(self._plan.config)
+
     async def conditions(self) -> dict[str, Any]:
         """The conditions the run's attempts are graded under (`Adapter.conditions`), where
         they are graded; called after the adapter's `setup`. Default: this process's."""

@@ -293,29 +293,44 @@ class RayExecutor(Executor):
     async def _where_of(self, i: int) -> None:
         self._where[i] = await self._actors[i].where.remote()
 
+    async def setup(self) -> None:
+        """Where workers run the attempts: the adapter's `setup` on every node (one worker
+        each), not here; a node that refuses stops the run, named. Else the driver's."""
+        if not self._actors:
+            await super().setup()
+            return
+        await self._ask_each_node("setup")
+
     async def conditions(self) -> dict[str, Any]:
         """Where workers run the attempts: the conditions on their nodes, asked of one worker
         per node, which must agree (`agreed_conditions`); the driver needs no Docker engine of
         its own. When this pass started no worker (nothing to solve or grade): the driver's."""
         if not self._actors:
             return await super().conditions()
+        return agreed_conditions(await self._ask_each_node("conditions"))
+
+    async def _ask_each_node(self, method: str) -> dict[str, Any]:
+        """`method`'s answer from one live worker on each node, by node name. A node's
+        `UserError` stops the run naming the node; a node that does not answer is left out,
+        unless none answers."""
         ask = self._one_worker_per_node()
-        answers = await asyncio.gather(*(self._actors[i].conditions.remote()
+        answers = await asyncio.gather(*(getattr(self._actors[i], method).remote()
                                          for i in ask.values()), return_exceptions=True)
-        by_node: dict[str, dict[str, Any]] = {}
+        by_node: dict[str, Any] = {}
         for i, answer in zip(ask.values(), answers, strict=True):
+            where = self._where[i]
+            node = f"{where['hostname']} ({str(where['node_id'])[:8]})"
             cause = self._cause(answer) if isinstance(answer, BaseException) else None
-            if isinstance(cause, UserError):  # e.g. a source tree a node cannot use
-                raise cause
-            if isinstance(answer, dict):
-                where = self._where[i]
-                by_node[f"{where['hostname']} ({str(where['node_id'])[:8]})"] = answer
+            if isinstance(cause, UserError):  # e.g. a source tree the node's setup refused
+                raise UserError(f"Ray node {node}: {cause}") from None
+            if not isinstance(answer, BaseException):
+                by_node[node] = answer
         if not by_node:
             first = next(iter(answers), None)
             reason = str(self._cause(first)).strip().splitlines()[0] if first else "no live worker"
-            raise InfraError(f"cannot read the run's conditions on any node of the Ray cluster "
-                             f"at {self.address}: {reason}")
-        return agreed_conditions(by_node)
+            raise InfraError(f"no node of the Ray cluster at {self.address} answered "
+                             f"({method}): {reason}")
+        return by_node
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "workers": self._n_workers,

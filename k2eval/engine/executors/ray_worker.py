@@ -70,9 +70,16 @@ class AttemptWorker:
         await self._ready()
         return self.where_info
 
+    async def setup(self) -> None:
+        """The adapter's `setup` on this node: what it checks (a source tree, ...) is this
+        node's to have. Images are prepared attempt by attempt (`_prepare`), not here."""
+        runner = await self._ready()
+        runner.adapter.images_on_nodes = True
+        await runner.adapter.setup(self.config)
+
     async def conditions(self) -> dict[str, Any]:
-        """The adapter's grading conditions on this node (e.g. the network its containers
-        get from this node's Docker engine)."""
+        """The adapter's conditions on this node (the Docker network it can give containers,
+        the texts it finds, ...), which the driver compares across nodes."""
         runner = await self._ready()
         return await asyncio.to_thread(runner.adapter.conditions, self.config)
 
