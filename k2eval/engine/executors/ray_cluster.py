@@ -54,6 +54,9 @@ from k2eval.spec import RunConfig
 
 SLOT_RESOURCE = "sandbox_slots"
 SECRET_ENVS = ("HF_TOKEN",)
+PREPARE_MARGIN = 2
+"""An attempt goes to a node that must first prepare its image (pull it) only when every
+node holding the image has at least this many more attempts outstanding per worker."""
 
 
 def import_ray() -> Any:
@@ -202,6 +205,8 @@ class RayExecutor(Executor):
         self._start_s = 0.0
         self.rescheduled = 0
         self._image_nodes: dict[str, asyncio.Future[set[str]]] = {}
+        self._backlog: Counter[str] = Counter()
+        """Per node: attempts solved there, not yet graded (sandboxed tasks)."""
         self.image_placement: Counter[str] = Counter()
         """Attempts that named an image: placed on a node that held it, or not."""
 
@@ -387,9 +392,18 @@ class RayExecutor(Executor):
     def _node_of(self, i: int) -> str | None:
         return self._where.get(i, {}).get("node_id")
 
+    def _outstanding(self, i: int, prefer: set[str] | None) -> float:
+        """What worker `i` has yet to do: its calls in flight, plus its share of the attempts
+        its node solved and has still to grade (those go nowhere else); a node that would
+        have to prepare the attempt's image first counts `PREPARE_MARGIN` attempts more."""
+        node = self._node_of(i)
+        workers = sum(1 for j in self._where if self._node_of(j) == node) or 1
+        margin = PREPARE_MARGIN if prefer is not None and node not in prefer else 0
+        return self._load[i] + self._backlog[str(node)] / workers + margin
+
     async def _pick(self, node: str | None, prefer: set[str] | None = None) -> int:
-        """The least loaded healthy worker (on `node` when it has one; among equally loaded
-        ones, on a node in `prefer`); waits while every worker is restarting."""
+        """The healthy worker with the least outstanding work (on `node` when it has one);
+        waits while every worker is restarting."""
         deadline = time.monotonic() + self.revive_timeout_s
         while True:
             live = [i for i in range(len(self._actors)) if i not in self._dead]
@@ -398,8 +412,7 @@ class RayExecutor(Executor):
             healthy = [i for i in live if i not in self._suspect]
             if healthy:
                 local = [i for i in healthy if self._node_of(i) == node]
-                return min(local or healthy, key=lambda i: (
-                    self._load[i], prefer is not None and self._node_of(i) not in prefer, i))
+                return min(local or healthy, key=lambda i: (self._outstanding(i, prefer), i))
             if time.monotonic() > deadline:
                 raise InfraError(f"no Ray worker came back within {self.revive_timeout_s:.0f} s")
             await asyncio.sleep(0.5)
@@ -489,13 +502,15 @@ class RayExecutor(Executor):
         try:
             if image is None:
                 attempt: Attempt = await self._call("solve", item, index)
-                return attempt
-            holders = await self._holders(image)
-            attempt = await self._call("solve", item, index, prefer=holders)
-            node = (attempt.worker or {}).get("node_id")
-            self.image_placement["held" if node in holders else "not_held"] += 1
-            if node and not (attempt.error and attempt.error.get("type") == "InfraError"):
-                holders.add(node)  # it holds the image now
+            else:
+                holders = await self._holders(image)
+                attempt = await self._call("solve", item, index, prefer=holders)
+                node = (attempt.worker or {}).get("node_id")
+                self.image_placement["held" if node in holders else "not_held"] += 1
+                if node and not (attempt.error and attempt.error.get("type") == "InfraError"):
+                    holders.add(node)  # it holds the image now
+            if attempt.status == "ok" and self._driver_scorer is None and attempt.worker:
+                self._backlog[str(attempt.worker.get("node_id"))] += 1  # graded there
             return attempt
         except InfraError as exc:
             return Attempt(item_id=item.id, index=index, status="error", started=started,
@@ -511,3 +526,6 @@ class RayExecutor(Executor):
         except InfraError as exc:
             return Score(item_id=item.id, index=attempt.index, value=0.0, status="error",
                          reason=f"grader failed: {exc}")
+        finally:
+            if self._backlog[str(node)] > 0:
+                self._backlog[str(node)] -= 1
