@@ -183,7 +183,7 @@ def odd_node(request: pytest.FixtureRequest, ray_cluster: RayCluster, tau2_sourc
 
 def test_a_node_that_would_send_other_tau2_texts_stops_the_run_before_any_conversation(
         ray_cluster: RayCluster, odd_node: str, fake_openai: Any, shared_data: Path,
-        retail: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        retail: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Without `--option tau2_source` each node looks for the tree itself: the nodes disagree,
     so the run fails naming both, and no agent or simulator call is made."""
     srv = fake_openai(gold_or_nothing(retail))
@@ -199,6 +199,16 @@ def test_a_node_that_would_send_other_tau2_texts_stops_the_run_before_any_conver
     written = manifest(tmp_path / "odd")
     assert written["status"] == "failed" and written["error"] == message
     assert len(written["executor"]["nodes"]) == 3
+    # the setup ran on the nodes: their warning reaches this terminal once, naming the two
+    # nodes that found no tree (or the odd one, when this process has a tree of its own)
+    warnings = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("warning: tau2: no tau2-bench source tree")]
+    assert len(warnings) == 1, warnings
+    nodes = re.search(r"\(on (.+)\)$", warnings[0])
+    assert nodes is not None, warnings[0]
+    named = nodes.group(1).split(", ")
+    assert len(named) == (1 if os.environ.get(SOURCE_ENV) else 2), named
+    assert any(odd_node[:8] in n for n in named) == bool(os.environ.get(SOURCE_ENV))
 
 
 

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -304,7 +305,13 @@ class RayExecutor(Executor):
         if not self._actors:
             await super().setup()
             return
-        await self._ask_each_node("setup")
+        said: dict[str, list[str]] = {}
+        for node, lines in (await self._ask_each_node("setup")).items():
+            for line in lines:
+                said.setdefault(line, []).append(node)
+        for line, nodes in said.items():  # the nodes' warnings, once each
+            where = "every node" if len(nodes) == len(self._nodes) else ", ".join(nodes)
+            print(f"{line} (on {where})", file=sys.stderr)
 
     async def conditions(self) -> dict[str, Any]:
         """Where workers run the attempts: the conditions on their nodes, asked of one worker

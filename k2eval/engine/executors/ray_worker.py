@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import socket
@@ -70,12 +71,16 @@ class AttemptWorker:
         await self._ready()
         return self.where_info
 
-    async def setup(self) -> None:
+    async def setup(self) -> list[str]:
         """The adapter's `setup` on this node: what it checks (a source tree, ...) is this
-        node's to have. Images are prepared attempt by attempt (`_prepare`), not here."""
+        node's to have. Images are prepared attempt by attempt (`_prepare`), not here.
+        Returns the lines it wrote to stderr (warnings), which Ray does not forward."""
         runner = await self._ready()
         runner.adapter.images_on_nodes = True
-        await runner.adapter.setup(self.config)
+        said = io.StringIO()
+        with contextlib.redirect_stderr(said):
+            await runner.adapter.setup(self.config)
+        return [line for line in said.getvalue().splitlines() if line.strip()]
 
     async def conditions(self) -> dict[str, Any]:
         """The adapter's conditions on this node (the Docker network it can give containers,
