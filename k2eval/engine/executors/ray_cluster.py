@@ -49,6 +49,7 @@ from typing import Any
 
 from k2eval.engine.executors.attempts import AttemptRunner
 from k2eval.engine.executors.base import Executor, WorkPlan
+from k2eval.engine.progress import node_label
 from k2eval.errors import ConfigError, InfraError, RunFatalError, UserError
 from k2eval.records import Attempt, Item, Score
 from k2eval.spec import RunConfig
@@ -208,6 +209,8 @@ class RayExecutor(Executor):
         self._image_nodes: dict[str, asyncio.Future[set[str]]] = {}
         self._backlog: Counter[str] = Counter()
         """Per node: attempts solved there, not yet graded (sandboxed tasks)."""
+        self._workers_on: Counter[str] = Counter()
+        """Per node: the workers placed there."""
         self.image_placement: Counter[str] = Counter()
         """Attempts that named an image: placed on a node that held it, or not."""
 
@@ -270,6 +273,7 @@ class RayExecutor(Executor):
             self._actors.append(remote.options(**options).remote(
                 config, plan.run_id, 1 if sandboxed else None, plan.models is not None))
         self._n_workers = len(self._actors)
+        self._workers_on = Counter(placements)
         waits = {asyncio.ensure_future(self._where_of(i)): i for i in range(len(self._actors))}
         # The first worker may take as long as `ready_timeout_s` (slots held by other runs);
         # once one is up, the others get `grace_s` before they are left to revive on their own
@@ -330,8 +334,7 @@ class RayExecutor(Executor):
                                          for i in ask.values()), return_exceptions=True)
         by_node: dict[str, Any] = {}
         for i, answer in zip(ask.values(), answers, strict=True):
-            where = self._where[i]
-            node = f"{where['hostname']} ({str(where['node_id'])[:8]})"
+            node = f"{self._where[i]['hostname']} ({node_label(self._where[i])})"
             cause = self._cause(answer) if isinstance(answer, BaseException) else None
             if isinstance(cause, UserError):  # e.g. a source tree the node's setup refused
                 raise UserError(f"Ray node {node}: {cause}") from None
@@ -404,9 +407,8 @@ class RayExecutor(Executor):
         its node solved and has still to grade (those go nowhere else); a node that would
         have to prepare the attempt's image first counts `PREPARE_MARGIN` attempts more."""
         node = self._node_of(i)
-        workers = sum(1 for j in self._where if self._node_of(j) == node) or 1
         margin = PREPARE_MARGIN if prefer is not None and node not in prefer else 0
-        return self._load[i] + self._backlog[str(node)] / workers + margin
+        return self._load[i] + self._backlog[str(node)] / (self._workers_on[str(node)] or 1) + margin
 
     async def _pick(self, node: str | None, prefer: set[str] | None = None) -> int:
         """The healthy worker with the least outstanding work (on `node` when it has one);

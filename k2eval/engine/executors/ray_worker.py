@@ -57,6 +57,7 @@ class AttemptWorker:
                     with contextlib.suppress(Exception):  # no Docker: sandboxes fail later, named
                         await asyncio.to_thread(remove_orphan_containers, self.run_id)
                 adapter = get_adapter(self.config.task.adapter)
+                adapter.images_on_nodes = True  # prepared attempt by attempt (`_prepare`)
                 node = str(self.where_info["node_id"])[:8]
                 self._runner = AttemptRunner(self.config, adapter, run_id=self.run_id,
                                              models=RunModels(self.config, adapter)
@@ -76,7 +77,6 @@ class AttemptWorker:
         node's to have. Images are prepared attempt by attempt (`_prepare`), not here.
         Returns the lines it wrote to stderr (warnings), which Ray does not forward."""
         runner = await self._ready()
-        runner.adapter.images_on_nodes = True
         said = io.StringIO()
         with contextlib.redirect_stderr(said):
             await runner.adapter.setup(self.config)
