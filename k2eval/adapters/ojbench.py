@@ -61,6 +61,7 @@ from k2eval.adapters.base import (
     Score,
     ScoreContext,
     SolveResult,
+    final_reply,
 )
 from k2eval.errors import ConfigError, DataError, InfraError, UserError
 
@@ -406,8 +407,7 @@ class OJBenchAdapter(Adapter):
         messages: list[dict[str, Any]] = [{"role": "user", "content": item.data["prompt"]}]
         completion = await ctx.chat(messages)
         return SolveResult(messages=[*messages, completion.as_message()],
-                           output={"response": completion.text or "",
-                                   "finish_reason": completion.finish_reason})
+                           output={"finish_reason": completion.finish_reason})
 
     def conditions(self, config: RunConfig) -> dict[str, Any]:
         """Limits that depart from the official 10 s / 1 GiB, when a run sets them."""
@@ -419,7 +419,7 @@ class OJBenchAdapter(Adapter):
             return Score(item.id, attempt.index, 0.0, reason="skipped by the official judge",
                          details={"verdict": "Skip", "skipped": True, **meta})
         settings = OJBenchSettings.from_spec(ctx.spec)
-        source = proc_code(str(attempt.output.get("response") or ""), item.data["language"])
+        source = proc_code(final_reply(attempt, "response"), item.data["language"])
         try:
             async with ctx.sandbox(reuse=True, memory_mb=settings.sandbox_memory_mb,
                                    disk_mb=settings.sandbox_disk_mb, cpus=1.0) as sandbox:

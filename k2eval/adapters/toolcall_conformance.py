@@ -124,15 +124,15 @@ def acebench_items(data: Path, per_category: int) -> list[Item]:
                 gold = gold[0]
             if not isinstance(gold, dict) or not gold:
                 raise DataError(f"{folder}/data_{category}.json: {row.id} has no gold calls")
+            names = _reference_names(gold, row.data["functions"])
             items.append(Item(f"acebench-{row.id}", {
                 "messages": [{"role": "system", "content": TOOL_SYSTEM.format(
                                   time=row.data.get("time") or "")},
                              {"role": "user", "content": row.data["question"]}],
                 "tools": to_tools(row.data["functions"]),
-                "reference": _reference_names(gold, row.data["functions"]),
-                "gold_calls": [{"name": name, "arguments": arguments} for name, arguments in
-                               zip(_reference_names(gold, row.data["functions"]),
-                                   gold.values(), strict=True)]},
+                "reference": names,
+                "gold_calls": [{"name": name, "arguments": arguments}
+                               for name, arguments in zip(names, gold.values(), strict=True)]},
                 {"source": "acebench", "category": category}))
     return items
 

@@ -21,7 +21,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from k2eval.lmeval.backends import DEFAULT_MAX_GEN_TOKS, Backend, backend_for
-from k2eval.models import parse_model_spec
+from k2eval.models import parse_model_spec, resolve_model
 
 if TYPE_CHECKING:
     from lm_eval.api.instance import Instance
@@ -73,9 +73,8 @@ class K2EvalLM(LM):
 
             return ReferenceChatModel(spec.target, dtype=dtype, device=device,
                                       max_batch_size=batch_size)
-        from k2eval.models.openai_api import OpenAIChatModel
-
-        return RetryingChatModel(OpenAIChatModel(spec), RetryPolicy(max_tries=spec.max_tries))
+        return RetryingChatModel(resolve_model(spec), RetryPolicy(
+            max_tries=spec.max_tries, max_retry_after=spec.max_retry_after_s))
 
     def _run(self, coroutine: Any) -> Any:
         return self._loop.run_until_complete(coroutine)

@@ -179,14 +179,16 @@ def _build(client: docker.DockerClient, name: str, tag: str, offline_base: bool 
     return tag
 
 
-def wheel_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "k2eval" / "wheels"
+def _cache_dir(kind: str, tag: str) -> Path:
+    """The host cache of one image's build inputs of a kind (wheels, source-wheels, debs)."""
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "k2eval"
+    return root / kind / tag.replace("/", "_").replace(":", "-")
 
 
 def _wheels_for(requirements: Path, tag: str, *, log: bool) -> Path:
     """Wheels for an image's requirements.txt, fetched on the host (containers have no
     network) for the image's CPython and platform; cached so later builds work offline."""
-    target = wheel_cache() / tag.replace("/", "_").replace(":", "-")
+    target = _cache_dir("wheels", tag)
     common = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
               "--only-binary=:all:", "--platform", f"manylinux2014_{platform.machine()}",
               "--python-version", IMAGE_PYTHON, "--implementation", "cp",
@@ -203,10 +205,6 @@ def _wheels_for(requirements: Path, tag: str, *, log: bool) -> Path:
         raise UserError(f"cannot fetch the Python packages of {tag} listed in {requirements} "
                         f"(needs PyPI once, or the wheels in {target}):\n{tail}")
     return target
-
-
-def _cache_dir(kind: str, tag: str) -> Path:
-    return wheel_cache().parent / kind / tag.replace("/", "_").replace(":", "-")
 
 
 def _listed(path: Path) -> tuple[list[str], dict[str, str]]:

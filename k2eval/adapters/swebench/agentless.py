@@ -314,10 +314,11 @@ def within_budget(blocks: list[str], budget_tokens: int) -> list[str]:
     kept: list[str] = []
     used = 0
     for block in blocks:
-        if used + tokens(block) > budget_tokens:
+        cost = tokens(block)
+        if used + cost > budget_tokens:
             break
         kept.append(block)
-        used += tokens(block)
+        used += cost
     if not kept and blocks:
         kept.append(blocks[0][:budget_tokens * 4])
     return kept
@@ -376,16 +377,7 @@ async def localize_edits(ctx: AttemptContext, trace: Trace, issue: str, files: d
                          elements: dict[str, list[tuple[str, str]]], candidates: list[str],
                          settings: AgentlessSettings) -> dict[str, list[tuple[str, str]]]:
     """Step 3: edit locations from the code of the elements (or of the top file)."""
-    blocks = []
-    for path, locs in elements.items():
-        text = files[path]
-        spans = merge_spans(location_spans(text, path, locs), 0, len(text.splitlines()))
-        if spans:
-            blocks.append(render_windows(path, text, spans, line_numbers=True))
-    if not blocks and candidates:  # nothing usable named: the top file, whole
-        text = files[candidates[0]]
-        blocks.append(render_windows(candidates[0], text, [(1, len(text.splitlines()))],
-                                     line_numbers=True))
+    blocks = code_windows(files, elements, candidates, margin=0, line_numbers=True)
     shown = within_budget(blocks, settings.context_tokens)
     reply = await trace.ask(ctx, EDIT_LOCATIONS_PROMPT.format(problem_statement=issue,
                                                               code="\n\n".join(shown)),
@@ -396,21 +388,28 @@ async def localize_edits(ctx: AttemptContext, trace: Trace, issue: str, files: d
     return edits or elements
 
 
-def repair_context(files: dict[str, str], edits: dict[str, list[tuple[str, str]]],
-                   candidates: list[str], settings: AgentlessSettings) -> str:
-    """Step 4's code: windows of `context_window_lines` around each edit location."""
+def code_windows(files: dict[str, str], locations: dict[str, list[tuple[str, str]]],
+                 candidates: list[str], *, margin: int, line_numbers: bool) -> list[str]:
+    """One block per file: its code around the named locations, `margin` lines each side;
+    when nothing named can be found, the top candidate file whole."""
     blocks = []
-    for path, locs in edits.items():
+    for path, locs in locations.items():
         text = files[path]
-        n_lines = len(text.splitlines())
-        spans = merge_spans(location_spans(text, path, locs), settings.context_window_lines,
-                            n_lines)
+        spans = merge_spans(location_spans(text, path, locs), margin, len(text.splitlines()))
         if spans:
-            blocks.append(render_windows(path, text, spans, line_numbers=False))
+            blocks.append(render_windows(path, text, spans, line_numbers=line_numbers))
     if not blocks and candidates:
         text = files[candidates[0]]
         blocks.append(render_windows(candidates[0], text, [(1, len(text.splitlines()))],
-                                     line_numbers=False))
+                                     line_numbers=line_numbers))
+    return blocks
+
+
+def repair_context(files: dict[str, str], edits: dict[str, list[tuple[str, str]]],
+                   candidates: list[str], settings: AgentlessSettings) -> str:
+    """Step 4's code: windows of `context_window_lines` around each edit location."""
+    blocks = code_windows(files, edits, candidates, margin=settings.context_window_lines,
+                          line_numbers=False)
     return "\n\n".join(within_budget(blocks, settings.context_tokens))
 
 
