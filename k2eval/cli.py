@@ -424,7 +424,8 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
 
 
 def _internal_error(exc: BaseException) -> int:
-    """An unexpected exception (a bug): one line, the traceback kept in a file."""
+    """An unexpected exception (a bug): one line, the traceback kept in a file (with the
+    command line, secrets removed)."""
     import tempfile
     import traceback
 
@@ -432,7 +433,7 @@ def _internal_error(exc: BaseException) -> int:
     try:
         with tempfile.NamedTemporaryFile("w", prefix="k2eval-crash-", suffix=".txt",
                                          delete=False) as fh:
-            fh.write(" ".join(sys.argv) + "\n\n" + traceback.format_exc())
+            fh.write(" ".join(_redacted_argv()) + "\n\n" + traceback.format_exc())
         where = f"; traceback in {fh.name}"
     except OSError:
         pass

@@ -62,12 +62,13 @@ class Usage:
     """The part of `completion_tokens` spent on reasoning, where the endpoint reports it
     (`completion_tokens_details.reasoning_tokens`); 0 otherwise."""
 
-    def add(self, other: Usage) -> None:
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.calls += other.calls
-        self.retries += other.retries
-        self.reasoning_tokens += other.reasoning_tokens
+    def add(self, other: Usage, sign: int = 1) -> None:
+        """Add `other`'s counts to these (take them away with `sign=-1`)."""
+        self.prompt_tokens += sign * other.prompt_tokens
+        self.completion_tokens += sign * other.completion_tokens
+        self.calls += sign * other.calls
+        self.retries += sign * other.retries
+        self.reasoning_tokens += sign * other.reasoning_tokens
 
     @property
     def total_tokens(self) -> int:

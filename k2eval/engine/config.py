@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from k2eval.errors import UserError
 from k2eval.models import parse_model_spec
@@ -84,13 +85,12 @@ def _cache_settings(cache: str | None, mode: str | None) -> dict[str, Any]:
     """The run's cache location (password removed: libpq reads it from PGPASSWORD or
     ~/.pgpass, so it never reaches the manifest) and mode."""
     from k2eval.store.cache import CACHE_MODES, default_cache_path
-    from k2eval.store.database import redact_url
 
     if mode is not None and mode not in CACHE_MODES:
         raise UserError(f"--cache-mode {mode}: use one of {', '.join(CACHE_MODES)}")
     if cache is None or mode == "off":
         return {"cache": None}
-    if "***" in redact_url(cache):
+    if "://" in cache and urlsplit(cache).password is not None:
         raise UserError("--cache: put the database password in PGPASSWORD or ~/.pgpass, not in "
                         "the URL (run settings are recorded, and secrets never are)")
     location = str(default_cache_path()) if cache == "default" else cache

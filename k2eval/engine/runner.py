@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -124,7 +123,6 @@ Key = tuple[str, int]
 """(item id, attempt index)."""
 
 _NONE, _OK, _ERROR = 0, 1, 2
-_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
 _NO_DETAILS: dict[str, Any] = {}
 """The details of every light score the summary makes (read, never written)."""
 
@@ -170,9 +168,7 @@ class Tally:
 
     def _count(self, attempt: Attempt, sign: int) -> None:
         for role, counts in attempt.usage.items():
-            u, total = Usage.from_dict(counts), self.usage.setdefault(sys.intern(role), Usage())
-            for f in _USAGE_FIELDS:
-                setattr(total, f, getattr(total, f) + sign * getattr(u, f))
+            self.usage.setdefault(sys.intern(role), Usage()).add(Usage.from_dict(counts), sign)
         if attempt.toolcalls is not None:
             if self.toolcalls is None:
                 self.toolcalls = empty_counts()
@@ -220,7 +216,6 @@ class Tally:
         out: dict[str, Any] = total.to_dict()
         out["by_role"] = {r: u.to_dict() for r, u in sorted(self.usage.items())}
         return out
-
 
     @classmethod
     def of(cls, items: list[Item], k: int, adapter: Adapter, attempts: Iterable[Attempt],

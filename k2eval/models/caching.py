@@ -8,7 +8,6 @@ counted apart from the tokens the endpoint actually spent.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 from typing import Any
@@ -85,7 +84,7 @@ class CachingChatModel:
 
     def key(self, messages: list[Message], tools: list[ToolSchema] | None,
             sampling: Sampling) -> str:
-        return cache_key(self.identity, messages, tools, dataclasses.asdict(sampling))
+        return cache_key(self.identity, messages, tools, sampling.to_dict())
 
     async def complete(self, messages: list[Message], tools: list[ToolSchema] | None,
                        sampling: Sampling) -> Completion:

@@ -50,7 +50,7 @@ from k2eval.errors import (
 )
 from k2eval.models.base import Completion, Message, Sampling, ToolCall, ToolSchema, Usage
 from k2eval.models.reasoning import outgoing_messages, split_reasoning
-from k2eval.spec import ModelSpec, redact_url_credentials, split_url_credentials
+from k2eval.spec import REDACTED, ModelSpec, redact_url_credentials, split_url_credentials
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -273,7 +273,7 @@ class OpenAIChatModel:
         """The base URL as printed and recorded: any password replaced by [REDACTED]."""
         headers = {"Authorization": f"Bearer {key}"}
         if user is not None:
-            if password == "[REDACTED]":
+            if password == REDACTED:
                 raise UserError(
                     f"the password of {self.shown_url} is not recorded in the run directory: "
                     "give the URL again (k2eval resume DIR --base-url URL, or --user-base-url / "

@@ -27,13 +27,12 @@ reasoning as `reasoning_content`; `drop` sends none.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 ReasoningFormat = Literal["auto", "reasoning_content", "reasoning", "think-tags", "none"]
 ReasoningPassback = Literal["auto", "keep", "drop"]
-REASONING_FORMATS: tuple[str, ...] = ("auto", "reasoning_content", "reasoning", "think-tags",
-                                      "none")
-REASONING_PASSBACK: tuple[str, ...] = ("auto", "keep", "drop")
+REASONING_FORMATS: tuple[str, ...] = get_args(ReasoningFormat)
+REASONING_PASSBACK: tuple[str, ...] = get_args(ReasoningPassback)
 FIELDS = ("reasoning_content", "reasoning")
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _LEADING_OPEN = re.compile(r"^\s*<think>")

@@ -108,10 +108,9 @@ def build_comparison(paths: Sequence[str | Path], *, force: bool = False) -> Com
     if len(paths) < 2:
         raise UserError("compare needs at least two run directories (baseline first)")
     skipped: list[str] = []
-    loaded = [[run for run in load_runs([p], skipped=skipped) if _readable(run, skipped)]
-              for p in paths]
+    loaded = [load_runs([p], skipped=skipped) for p in paths]
     not_compared = [run for side in loaded for run in side if not run.usable]
-    sides = [[run for run in side if run.usable] for side in loaded]
+    sides = [[run for run in side if run.usable and _readable(run, skipped)] for side in loaded]
     groups: list[list[RunView]] = []
     unmatched: list[RunView] = []
     if not all(sides):
@@ -154,7 +153,9 @@ def build_comparison(paths: Sequence[str | Path], *, force: bool = False) -> Com
 
 
 def _readable(run: RunView, skipped: list[str]) -> bool:
-    """The page shows every attempt: a run whose journals cannot be read is left out, named."""
+    """The page shows every attempt of a compared run: one whose journals cannot be read is
+    left out, named (runs not compared are listed with their state; their journals are not
+    read)."""
     try:
         run.read_journals()
     except DamagedRun as exc:

@@ -20,6 +20,7 @@ from markupsafe import Markup
 from k2eval.report import charts
 from k2eval.report.nightly import Thresholds, Verdict, _slug, judge, night_label
 from k2eval.report.render import render
+from k2eval.store.database import redact_url
 from k2eval.store.history import HistoryStore, NightRow, RunRow
 
 
@@ -109,11 +110,5 @@ def write_dashboard(store: HistoryStore, out_dir: str | Path, *, nights: int = 6
     night_rows = store.nights()
     page = out / "index.html"
     page.write_text(render("dashboard.html", series=views, nights=night_rows,
-                           history=_redacted(store.url), label=night_label), encoding="utf-8")
+                           history=redact_url(store.url), label=night_label), encoding="utf-8")
     return page
-
-
-def _redacted(url: str) -> str:
-    from k2eval.store.database import redact_url
-
-    return redact_url(url)

@@ -276,11 +276,7 @@ def _short_text(text: str) -> str:
 
 def _manifest_error(manifest: RunManifest) -> str:
     """The error a run recorded in its manifest when it stopped, if any."""
-    error = manifest.error
-    if isinstance(error, dict):
-        kind, message = error.get("type"), error.get("message")
-        return _short_text(f"{kind}: {message}" if kind and message else str(message or kind or ""))
-    return _short_text(error) if isinstance(error, str) else ""
+    return _error_text(manifest.error)
 
 
 def _unfinished_cause(path: Path, manifest: RunManifest) -> str:
@@ -330,9 +326,10 @@ def _error_cause(path: Path, summary: RunSummary) -> str:
 
 
 def _error_text(error: Any) -> str:
+    """'Type: message' of an error recorded as {"type", "message"}, or the text recorded."""
     if isinstance(error, dict):
-        kind, message = error.get("type") or "error", error.get("message") or ""
-        return _short_text(f"{kind}: {message}" if message else str(kind))
+        kind, message = error.get("type"), error.get("message")
+        return _short_text(f"{kind}: {message}" if kind and message else str(message or kind or ""))
     return _short_text(str(error or ""))
 
 

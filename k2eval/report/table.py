@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from k2eval import scoring
 from k2eval.errors import UserError
 from k2eval.report.render import md_cell, render
 from k2eval.report.runs import FINISHED, INCOMPLETE, RUN_STATES, DamagedRun, RunView
 from k2eval.scoring import ci95, group_by_item, pass_hat_over_tasks
 from k2eval.scoring.toolcalls import rates
-from k2eval.spec import TaskSpec, all_tasks
+from k2eval.spec import METRICS, TaskSpec, all_tasks
 
 GROUP_ORDER = ("Coding", "Tool use", "Math & STEM")
 ROW_ORDER = (
@@ -37,9 +38,11 @@ ROW_ORDER = (
 
 
 def metric_label(metric: str, k: int) -> str:
-    """'avg@k', 64 -> 'Avg@64'; 'acc' -> 'Acc'."""
-    name = metric.replace("@k", f"@{k}") if "@k" in metric else metric
-    return name[:1].upper() + name[1:]
+    """The label the run's summary gives its headline ('avg@k', 64 -> 'Avg@64'; 'pass@k' at
+    any k -> 'Pass@1', the figure it is); a metric of no shipped task keeps its name."""
+    if metric in METRICS:
+        return scoring.metric_label(metric, k)
+    return metric[:1].upper() + metric[1:]
 
 
 def _spec_dict(run: RunView, specs: dict[str, TaskSpec]) -> dict[str, Any]:
@@ -55,7 +58,11 @@ def _metric_row(metric: str, k: int, spec: dict[str, Any]) -> tuple[str, bool]:
     if protocol:
         return reported_label or label, True
     if spec.get("metric"):
-        return f"{label} (protocol: {metric_label(spec['metric'], int(spec.get('k') or 1))})", False
+        spec_k = int(spec.get("k") or 1)
+        protocol_label = metric_label(spec["metric"], spec_k)
+        note = (f"protocol: {protocol_label}" if protocol_label != label
+                else f"k={k}, protocol: k={spec_k}")  # pass@k: Pass@1 from other sample counts
+        return f"{label} ({note})", False
     return label, False
 
 

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from k2eval.errors import UserError
 from k2eval.store.database import migrate, open_engine, redact_url
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 CacheMode = Literal["read-write", "read-only", "refresh", "off"]
-CACHE_MODES: tuple[CacheMode, ...] = ("read-write", "read-only", "refresh", "off")
+CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
 
 
 def default_cache_path() -> Path:

@@ -103,7 +103,6 @@ class HistoryStore(IndexWriter, Protocol):
         """The series' last `limit` runs, oldest first."""
         ...
     def item_scores(self, run_id: str) -> dict[str, float]: ...
-    def clear(self) -> None: ...
     def rebuilding(self) -> contextlib.AbstractContextManager[PendingIndex]:
         """A new, empty index to fill; it replaces this one (in one transaction) when the
         block ends without an error, and is thrown away otherwise (this one is unchanged)."""
@@ -253,9 +252,6 @@ class SQLHistory:
     def _clear(self, conn: sa.Connection) -> None:
         for table in (self._items, self._runs, self._nights):
             conn.execute(table.delete())
-
-    def clear(self) -> None:
-        self._write(self._clear)
 
     @contextlib.contextmanager
     def rebuilding(self) -> Iterator[PendingIndex]:

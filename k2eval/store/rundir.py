@@ -257,11 +257,6 @@ class RunDir:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def rewrite_scores(self, scores: Iterable[Score]) -> None:
-        with self.scores_writer() as write:
-            for s in scores:
-                write(s)
-
     def attempts(self) -> dict[tuple[str, int], Attempt]:
         """The latest record of each (item, attempt index)."""
         out: dict[tuple[str, int], Attempt] = {}

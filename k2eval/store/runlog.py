@@ -15,6 +15,7 @@ fields a later k2eval of the same version adds. `record["key"]`, `record.get("ke
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -22,6 +23,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from k2eval.errors import RunDirError
+from k2eval.records import Usage
 
 FORMAT_VERSION = 1
 """The layout of manifest.json and summary.json that this k2eval writes."""
@@ -67,7 +69,9 @@ class _Document(BaseModel):
     def __getitem__(self, key: str) -> Any:
         if key in type(self).model_fields:
             value = getattr(self, key)
-            return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+            if isinstance(value, BaseModel):
+                return value.model_dump(mode="json")
+            return dataclasses.asdict(value) if isinstance(value, Usage) else value
         extra = self.model_extra or {}
         if key not in extra:
             raise KeyError(key)
@@ -149,18 +153,11 @@ class RunManifest(_Document):
         self.resumed.append(time.time())
 
 
-class TokenUsage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    calls: int = 0
-    retries: int = 0
-    reasoning_tokens: int = 0
-
-
-class RunUsage(TokenUsage):
+@dataclasses.dataclass
+class RunUsage(Usage):
     """The agent model's tokens, and every role's ("agent", "user", "judge") in `by_role`."""
 
-    by_role: dict[str, TokenUsage] = Field(default_factory=dict)
+    by_role: dict[str, Usage] = dataclasses.field(default_factory=dict)
 
 
 class RunSummary(_Document):

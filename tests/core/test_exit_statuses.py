@@ -174,12 +174,16 @@ def test_an_unexpected_exception_is_one_line_status_70_with_the_traceback_in_a_f
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)
     monkeypatch.setattr(cli, "cmd_tasks", broken)
+    monkeypatch.setattr("sys.argv", ["k2eval", "tasks", "--api-key", "sk-secret",
+                                     "--base-url", "http://u:hunter2@127.0.0.1:1/v1"])
     assert cli.main(["tasks"]) == 70
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("internal error (please report it): RuntimeError: something k2eval "
                            "did not expect; traceback in ")
     saved = Path(line.rsplit("traceback in ", 1)[1])
     assert saved.parent == tmp_path and "Traceback" in saved.read_text()
+    assert "k2eval tasks" in saved.read_text()
+    assert "sk-secret" not in saved.read_text() and "hunter2" not in saved.read_text()
 
 
 # --- nightly -----------------------------------------------------------------------------------

@@ -94,6 +94,16 @@ def test_off_protocol_runs_get_their_own_row_without_reported_numbers(
         ["Avg@2", "", "49.5"], ["Avg@1 (protocol: Avg@2)", "100.0 [100.0, 100.0] †", ""]]
 
 
+def test_a_pass_at_k_run_is_labelled_pass_at_1_as_its_summary_is_at_any_k(
+        make_run: MakeRun) -> None:
+    more_samples = task_spec("codetask", k=3, metric="pass@k", group="Coding",
+                             benchmark="Code Task", label="Pass@1")
+    run = make_run(more_samples, "gamma", _outcomes(4, lambda i: [1.0, 0.0, float(i < 2)]))
+    assert json.loads((run / "summary.json").read_text())["metric_label"] == "Pass@1"
+    wide = build_table(load_runs([run]), specs={"codetask": CODE}).wide()
+    assert wide.metric.tolist() == ["Pass@1", "Pass@1 (k=3, protocol: k=1)"]
+
+
 def test_group_row_is_the_micro_average_over_member_items(make_run: MakeRun) -> None:
     members = ("m-retail", "m-airline")
     specs = {name: task_spec(name, k=2, group="Tool use", benchmark=name) for name in members}

@@ -67,7 +67,8 @@ def test_the_latest_record_of_each_attempt_is_found_by_offset(tmp_path: Path) ->
 
 def test_new_scores_replace_the_old_ones_only_when_all_are_written(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
-    run.rewrite_scores([Score("a", 0, 1.0)])
+    with run.scores_writer() as write:
+        write(Score("a", 0, 1.0))
     with pytest.raises(ZeroDivisionError), run.scores_writer() as write:
         write(Score("a", 0, 0.0))
         _ = 1 / 0
