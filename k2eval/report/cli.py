@@ -317,6 +317,7 @@ def _suite_runner(args: argparse.Namespace) -> Any:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     from k2eval.report.nightly import reindex
+    from k2eval.store.database import redact_url
     from k2eval.store.history import open_history
 
     store = open_history(args.history)
@@ -324,7 +325,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         result = reindex(store, Path(args.out))
     finally:
         store.close()
-    print(f"indexed {result.runs} runs from {result.nights} nights into {args.history}")
+    print(f"indexed {result.runs} runs from {result.nights} nights into "
+          f"{redact_url(args.history)}")
     if result.skipped:
         print(f"skipped {len(result.skipped)} run directories without a score (failed, unfinished "
               "or damaged; resume or rerun them, then reindex):")

@@ -165,3 +165,17 @@ def test_suite_entries_name_series_and_expand_group_tasks(tmp_path: Path) -> Non
     suite.write_text("- task: aime2099\n  model: openai:m\n")
     with pytest.raises(UserError, match=r"suite\.yaml:1: unknown task 'aime2099'"):
         load_suite(suite)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_reindex_never_prints_the_history_databases_password(
+        database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The server trusts loopback, so the password is accepted and ignored: what matters is
+    that the confirmation line shows the URL with it masked."""
+    (tmp_path / "nights").mkdir()
+    url = database_url.replace("postgresql://k2eval@", "postgresql://k2eval:hunter2-secret@")
+    assert url != database_url
+    assert main(["nightly", "reindex", "--history", url, "--out", str(tmp_path / "nights")]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2-secret" not in out
+    assert "indexed 0 runs from 0 nights into postgresql://k2eval:***@127.0.0.1:" in out
