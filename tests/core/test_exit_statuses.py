@@ -159,6 +159,7 @@ def test_a_failed_preflight_records_that_the_run_failed_and_why(
     recorded = manifest(tmp_path / "r")
     assert recorded["status"] == "failed" and needle in recorded["error"]
     assert recorded["ended"] is not None
+    assert recorded["started"] <= recorded["ended"] <= time.time()
 
 
 # --- bugs ----------------------------------------------------------------------------------
