@@ -12,11 +12,6 @@ import k2eval
 from k2eval.testing.fake_openai import Reply, last_user_text
 
 
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
-
-
 def counting_server(fake_openai: Any) -> Any:
     """Replies differ per request (a counter), so a served-from-cache reply is recognisable."""
     seen: list[str] = []

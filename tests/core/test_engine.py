@@ -16,11 +16,6 @@ from k2eval.testing.fake_openai import Fault, Reply, last_user_text
 KEY = "sk-test-key-0123456789"
 
 
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
-
-
 def answers(aime: Path) -> dict[str, str]:
     rows = [json.loads(line) for line in aime.read_text().splitlines() if line.strip()]
     return {r["problem"]: r["answer"] for r in rows}

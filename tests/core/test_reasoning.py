@@ -153,11 +153,6 @@ def test_a_model_that_needs_its_reasoning_back_gets_it_or_fails(fake_openai: Any
 
 # --- graders see the answer only -----------------------------------------------------------
 
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
-
-
 def _aime_gold(aime: Path) -> dict[str, str]:
     rows = [json.loads(line) for line in aime.read_text().splitlines() if line.strip()]
     return {r["problem"]: r["answer"] for r in rows}

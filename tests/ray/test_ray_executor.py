@@ -50,11 +50,6 @@ def seeded_letter(body: dict[str, Any]) -> Reply:
     return Reply(text=f"ANSWER: {GPQA_LETTER[int(body['seed']) % 4]}", completion_tokens=3)
 
 
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
-
-
 def test_aime_on_ray_matches_the_local_executor_and_runs_on_both_nodes(
         ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
     latency, arrivals = 0.2, []
