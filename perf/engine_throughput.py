@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scripted_server import AIME, REPO, scripted_server
+from scripted_server import AIME, REPO, aime_workload_arguments, scripted_server
 
 N_AIME = 30
 
@@ -313,9 +313,7 @@ def memory(baseline: Path | None) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--concurrency", type=int, default=128)
-    ap.add_argument("--latency", type=float, default=0.2)
-    ap.add_argument("--k", type=int, default=64)
+    aime_workload_arguments(ap)
     ap.add_argument("--skip-memory", action="store_true", help="skip the 20k/100k RSS runs")
     ap.add_argument("--skip-lm-eval", action="store_true")
     ap.add_argument("--memory-baseline", type=Path, metavar="TREE",

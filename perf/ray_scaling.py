@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "perf"), str(REPO / "tests" / "livecodebench")]
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 
-from scripted_server import AIME, scripted_server  # noqa: E402
+from scripted_server import AIME, aime_workload_arguments, scripted_server  # noqa: E402
 
 import k2eval  # noqa: E402
 from k2eval.engine.executors import make_executor  # noqa: E402
@@ -134,9 +134,7 @@ def _sandbox_runs(url: str, address: str, args: argparse.Namespace, data: Path) 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--concurrency", type=int, default=128)
-    ap.add_argument("--latency", type=float, default=0.2)
-    ap.add_argument("--k", type=int, default=64)
+    aime_workload_arguments(ap)
     ap.add_argument("--lcb-k", type=int, default=50, help="samples per LiveCodeBench row (x4 rows)")
     ap.add_argument("--skip-sandbox", action="store_true")
     ap.add_argument("--skip-model", action="store_true")

@@ -1,8 +1,10 @@
-"""The pieces the perf scripts share: the AIME 2025 data they run on and the scripted
-OpenAI-compatible server (`k2eval.testing.fake_openai`) in its own process on 127.0.0.1."""
+"""The pieces the perf scripts share: the AIME 2025 avg@64 workload (its data and options) and
+the scripted OpenAI-compatible server (`k2eval.testing.fake_openai`) in its own process on
+127.0.0.1."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,3 +31,10 @@ def scripted_server(latency: float = 0.0, answers: Path | None = None) -> Iterat
     finally:
         proc.terminate()
         proc.wait()
+
+
+def aime_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """--concurrency, --latency and --k of the AIME 2025 workload (1,920 requests by default)."""
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--latency", type=float, default=0.2, help="the server's seconds per reply")
+    parser.add_argument("--k", type=int, default=64, help="attempts per problem (30 problems)")
