@@ -335,16 +335,20 @@ def test_nightly_on_ray_runs_the_suites_runs_at_once_and_reports_as_sequential(
     def respond(body: dict[str, Any]) -> Reply:
         return seeded_letter(body) if "multiple choice" in last_user_text(body) else oracle(body)
 
-    srv = fake_openai(respond, latency=0.8)  # each run >= 4.8 s: longer than workers take to start
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(
-        f"name: ray-night\nruns:\n"
-        f"  - {{task: aime2025, model: 'openai:m', data: {aime}, k: 2, limit: 6,\n"
-        f"     concurrency: 2, base_url: '{srv.base_url}'}}\n"
-        f"  - {{task: gpqa-diamond, model: 'openai:m', data: {shared_data}/gpqa/dataset.zip,\n"
-        f"     k: 2, limit: 6, concurrency: 2, base_url: '{srv.base_url}'}}\n")
-    seq_out, seq_night = nightly(suite, tmp_path / "local")
-    ray_out, ray_night = nightly(suite, tmp_path / "ray", "--executor", "ray",
+    def suite(name: str, latency: float) -> Path:
+        base_url = fake_openai(respond, latency=latency).base_url
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"name: ray-night\nruns:\n"
+            f"  - {{task: aime2025, model: 'openai:m', data: {aime}, k: 2, limit: 6,\n"
+            f"     concurrency: 2, base_url: '{base_url}'}}\n"
+            f"  - {{task: gpqa-diamond, model: 'openai:m', data: {shared_data}/gpqa/dataset.zip,\n"
+            f"     k: 2, limit: 6, concurrency: 2, base_url: '{base_url}'}}\n")
+        return path
+
+    seq_out, seq_night = nightly(suite("local", 0.0), tmp_path / "local")
+    # on Ray each run takes >= 4.8 s: longer than the workers take to start
+    ray_out, ray_night = nightly(suite("ray", 0.8), tmp_path / "ray", "--executor", "ray",
                                  "--ray-address", ray_cluster.address)
     seq_runs, ray_runs = night_runs(seq_night), night_runs(ray_night)
     assert list(ray_runs) == list(seq_runs) == ["aime2025 @ openai:m", "gpqa-diamond @ openai:m"]
