@@ -34,20 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-AIME = REPO.parent / "shared" / "data" / "aime" / "aime25.jsonl"
+from scripted_server import AIME, REPO, aime_workload_arguments, scripted_server
+
 N_AIME = 30
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "k2eval.testing.fake_openai", "--latency",
-                             str(latency)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("serving "):
-        proc.kill()
-        raise SystemExit(f"fake server did not start: {line!r}")
-    return proc, line.split()[1]
 
 
 def problems(k: int) -> list[str]:
@@ -324,9 +313,7 @@ def memory(baseline: Path | None) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--concurrency", type=int, default=128)
-    ap.add_argument("--latency", type=float, default=0.2)
-    ap.add_argument("--k", type=int, default=64)
+    aime_workload_arguments(ap)
     ap.add_argument("--skip-memory", action="store_true", help="skip the 20k/100k RSS runs")
     ap.add_argument("--skip-lm-eval", action="store_true")
     ap.add_argument("--memory-baseline", type=Path, metavar="TREE",
@@ -344,13 +331,9 @@ def main() -> None:
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     for latency, sections in ((args.latency, (throughput,)), (0.0, (startup, cpu_per_request))):
-        server, url = start_server(latency)
-        try:
+        with scripted_server(latency) as url:
             for section in sections:
                 section(args, url)
-        finally:
-            server.terminate()
-            server.wait()
     if not args.skip_memory:
         memory(args.memory_baseline)
     load = os.getloadavg()

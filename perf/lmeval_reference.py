@@ -19,30 +19,18 @@ from __future__ import annotations
 import argparse
 import random
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from lm_eval.api.instance import Instance
+from reference_speed import best_of_pair, make_checkpoint
 
 from k2eval.lmeval.model import K2EvalLM
-from k2eval.models.reference.config import small_preset
 from k2eval.models.reference.hf_compat import load_transformers_model
-from k2eval.models.reference.loading import create_random_checkpoint
-from k2eval.models.reference.tokenizer import load_tokenizer, write_tiny_tokenizer
 
 WORDS = ("the", "cell", "energy", "river", "number", "answer", "light", "planet", "system", "market",
          "water", "value", "force", "history", "city", "animal", "method", "result", "question")
-
-
-def make_checkpoint(preset: str, root: Path) -> Path:
-    directory = root / preset
-    vocab = write_tiny_tokenizer(directory)
-    tokenizer = load_tokenizer(directory)
-    assert tokenizer.bos_id is not None
-    create_random_checkpoint(small_preset(preset, vocab, tokenizer.bos_id, tokenizer.eos_id), directory, seed=0)
-    return directory
 
 
 def documents(n: int, context_words: int, seed: int = 0) -> list[tuple[str, list[str]]]:
@@ -95,13 +83,8 @@ def main() -> None:
         worst = max(abs(a[0] - b[0]) for a, b in zip(got_ours, got_theirs, strict=True))
         assert worst < 1e-3 and [a[1] for a in got_ours] == [b[1] for b in got_theirs], worst
 
-        best = [float("inf"), float("inf")]
-        for _ in range(args.repeats):
-            for side, run in enumerate((lambda: ours.loglikelihood(instances),
-                                        lambda: theirs._loglikelihood_tokens(tokens, disable_tqdm=True))):
-                start = time.process_time()
-                run()
-                best[side] = min(best[side], time.process_time() - start)
+        best = best_of_pair(args.repeats, lambda: ours.loglikelihood(instances),
+                            lambda: theirs._loglikelihood_tokens(tokens, disable_tqdm=True))
         ours.close()
 
     n = len(pairs)

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,24 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "perf"), str(REPO / "tests" / "livecodebench")]
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 
-from engine_throughput import AIME  # noqa: E402
+from scripted_server import AIME, aime_workload_arguments, scripted_server  # noqa: E402
 
 import k2eval  # noqa: E402
 from k2eval.engine.executors import make_executor  # noqa: E402
 from k2eval.store.runlog import RunSummary  # noqa: E402
-
-
-def start_server(latency: float, answers: Path | None = None) -> tuple[subprocess.Popen[str], str]:
-    """The scripted server in its own process (`answers`: fixed replies by prompt substring)."""
-    extra = ["--answers", str(answers)] if answers else []
-    proc = subprocess.Popen([sys.executable, "-m", "k2eval.testing.fake_openai", "--latency",
-                             str(latency), *extra], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("serving "):
-        proc.kill()
-        raise SystemExit(f"fake server did not start: {line!r}")
-    return proc, line.split()[1]
 
 
 def start_cluster(temp_dir: Path) -> Any:
@@ -123,12 +109,8 @@ def sandbox_bound(address: str, args: argparse.Namespace, tmp: Path) -> None:
     answers = tmp / "answers.json"
     answers.write_text(json.dumps({p["question_content"]: fenced(p["correct"])
                                    for p in PROBLEMS.values()}))
-    server, url = start_server(0.0, answers)
-    try:
+    with scripted_server(0.0, answers) as url:
         _sandbox_runs(url, address, args, data)
-    finally:
-        server.terminate()
-        server.wait()
 
 
 def _sandbox_runs(url: str, address: str, args: argparse.Namespace, data: Path) -> None:
@@ -152,9 +134,7 @@ def _sandbox_runs(url: str, address: str, args: argparse.Namespace, data: Path) 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--concurrency", type=int, default=128)
-    ap.add_argument("--latency", type=float, default=0.2)
-    ap.add_argument("--k", type=int, default=64)
+    aime_workload_arguments(ap)
     ap.add_argument("--lcb-k", type=int, default=50, help="samples per LiveCodeBench row (x4 rows)")
     ap.add_argument("--skip-sandbox", action="store_true")
     ap.add_argument("--skip-model", action="store_true")
@@ -164,12 +144,8 @@ def main() -> None:
     cluster = start_cluster(temp_dir)
     try:
         if not args.skip_model:
-            server, url = start_server(args.latency)
-            try:
+            with scripted_server(args.latency) as url:
                 model_bound(url, cluster.address, args)
-            finally:
-                server.terminate()
-                server.wait()
         if not args.skip_sandbox:
             sandbox_bound(cluster.address, args, temp_dir)
     finally:

@@ -19,12 +19,13 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from reference_speed import make_checkpoint
 
-from k2eval.models.reference.config import ReferenceConfig, small_preset
+from k2eval.models.reference.config import ReferenceConfig
 from k2eval.models.reference.generation import GenerationRequest, Generator
 from k2eval.models.reference.hf_compat import load_transformers_model
-from k2eval.models.reference.loading import create_random_checkpoint, load_model
-from k2eval.models.reference.tokenizer import load_tokenizer, write_tiny_tokenizer
+from k2eval.models.reference.loading import load_model
+from k2eval.models.reference.tokenizer import load_tokenizer
 
 PEAK_BANDWIDTH_GBS = {"H100": 3350.0, "H200": 4800.0, "A100": 2039.0}
 """HBM bandwidth of the SXM parts, used when --bandwidth-gbs is not given."""
@@ -84,13 +85,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        checkpoint = root / args.preset
-        vocab = write_tiny_tokenizer(checkpoint)
+        checkpoint = make_checkpoint(args.preset, root)
         tokenizer = load_tokenizer(checkpoint)
-        assert tokenizer.bos_id is not None
-        config = small_preset(args.preset, vocab, tokenizer.bos_id, tokenizer.eos_id)
-        create_random_checkpoint(config, checkpoint, seed=0)
         ours = load_model(checkpoint, torch.bfloat16).to(args.device)
+        config = ours.config
+        vocab = config.vocab_size
         theirs = load_transformers_model(checkpoint, root / "hf", torch.bfloat16).to(args.device)
         generator = Generator(ours, tokenizer, stop_token_ids=())
         prompts = torch.randint(0, vocab - 300, (8, args.prompt), generator=torch.Generator().manual_seed(0))

@@ -19,8 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-AIME = REPO.parent / "shared" / "data" / "aime" / "aime25.jsonl"
+from scripted_server import AIME, REPO, scripted_server
 
 MEASURE = """
 import resource, subprocess, sys
@@ -31,28 +30,13 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "k2eval.testing.fake_openai"],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("serving "):
-        proc.kill()
-        raise SystemExit(f"fake server did not start: {line!r}")
-    return proc, line.split()[1]
-
-
 def make_run(out: Path, k: int) -> Path:
-    server, url = start_server()
-    try:
+    with scripted_server() as url:
         env = {**os.environ, "OPENAI_API_KEY": "sk-perf", "PYTHONPATH": str(REPO)}
         subprocess.run([sys.executable, "-m", "k2eval.cli", "run", "--task", "aime2025",
                         "--model", "openai:m", "--base-url", url, "--data", str(AIME), "--k",
                         str(k), "--out", str(out), "--run-id", "run", "--no-progress"],
                        env=env, check=True, capture_output=True)
-    finally:
-        server.kill()
-        server.wait()
     return out / "run"
 
 

@@ -25,6 +25,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def aime(shared_data: Path) -> Path:
+    """AIME 2025 (30 problems with integer answers): the data most engine tests run on."""
+    return shared_data / "aime" / "aime25.jsonl"
+
+
+@pytest.fixture(scope="session")
 def require_docker() -> Any:
     """A Docker client. Skips without an engine, but fails when K2EVAL_REQUIRE_DOCKER=1."""
     import docker

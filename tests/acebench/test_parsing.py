@@ -76,11 +76,15 @@ def test_agent_decode_fails_on_dict_arguments_upstream_cannot_write_back(argumen
         decode_agent_calls(f"[send_message(message={argument})]")
 
 
-@pytest.mark.parametrize("argument", ["{'k': {'a': 1}}", "{'k': {}}", "f(a=1)",
-                                      "{'k': {'a': {'j': {}}}}"])
-def test_agent_decode_keeps_dict_arguments_that_read_as_nested_calls(argument: str) -> None:
+@pytest.mark.parametrize(("argument", "value"), [
+    ("{'k': {'a': 1}}", {"k": {"a": 1}}), ("{'k': {}}", {"k": {}}), ("f(a=1)", {"f": {"a": 1}}),
+    ("{'k': {'a': {'j': {}}}}", {"k": {"a": {"j": {}}}}),
+])
+def test_agent_decode_keeps_dict_arguments_that_read_as_nested_calls(argument: str,
+                                                                     value: dict[str, Any]) -> None:
     (call,) = decode_agent_calls(f"[send_message(message={argument})]") or []
     assert isinstance(call["send_message"]["message"], dict)
+    assert call == {"send_message": {"message": value}}
 
 
 def test_native_tool_calls_become_calls() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,6 @@ import pytest
 
 import k2eval
 from k2eval.testing.fake_openai import Reply, last_user_text
-
-
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
 
 
 def counting_server(fake_openai: Any) -> Any:
@@ -30,20 +26,35 @@ def counting_server(fake_openai: Any) -> Any:
     return srv
 
 
+@dataclass
+class CachedRuns:
+    """AIME 2025 runs against a counting server through one cache file."""
+
+    srv: Any
+    cache: str
+    aime: Path
+    out: Path
+
+    def run(self, run_id: str, **options: Any) -> Any:
+        return k2eval.evaluate("aime2025", "openai:m", run_id=run_id, base_url=self.srv.base_url,
+                               data=self.aime, out=self.out, cache=self.cache, **options)
+
+
+@pytest.fixture
+def cached(fake_openai: Any, aime: Path, tmp_path: Path) -> CachedRuns:
+    return CachedRuns(counting_server(fake_openai), str(tmp_path / "cache.db"), aime, tmp_path)
+
+
 def journal(run_dir: Path) -> list[dict[str, Any]]:
     lines = [json.loads(x) for x in (run_dir / "attempts.jsonl").read_text().splitlines()]
     return sorted(lines, key=lambda a: (a["item_id"], a["attempt"]))
 
 
-def test_a_cached_rerun_sends_nothing_and_gives_identical_transcripts(
-        fake_openai: Any, aime: Path, tmp_path: Path) -> None:
-    srv = counting_server(fake_openai)
-    cache = str(tmp_path / "cache.db")
-    common = {"base_url": srv.base_url, "data": aime, "k": 2, "limit": 3, "out": tmp_path,
-              "cache": cache, "concurrency": 2}
-    first = k2eval.evaluate("aime2025", "openai:m", run_id="first", **common)
+def test_a_cached_rerun_sends_nothing_and_gives_identical_transcripts(cached: CachedRuns) -> None:
+    srv, cache = cached.srv, cached.cache
+    first = cached.run("first", k=2, limit=3, concurrency=2)
     assert len(srv.seen) == 6
-    second = k2eval.evaluate("aime2025", "openai:m", run_id="second", **common)
+    second = cached.run("second", k=2, limit=3, concurrency=2)
     assert len(srv.seen) == 6, "a cache hit must not reach the server"
     a, b = journal(first.path), journal(second.path)
     assert [x["messages"] for x in a] == [x["messages"] for x in b]
@@ -63,42 +74,29 @@ def test_a_cached_rerun_sends_nothing_and_gives_identical_transcripts(
 
 @pytest.mark.parametrize(("mode", "stored_after"), [
     ("read-only", 0), ("refresh", 6), ("off", 0)])
-def test_cache_modes(fake_openai: Any, aime: Path, tmp_path: Path, mode: str,
-                     stored_after: int) -> None:
+def test_cache_modes(cached: CachedRuns, mode: str, stored_after: int) -> None:
     from k2eval.store.cache import ResponseCache
 
-    srv = counting_server(fake_openai)
-    cache = str(tmp_path / "cache.db")
-    common = {"base_url": srv.base_url, "data": aime, "k": 2, "limit": 3, "out": tmp_path}
-    k2eval.evaluate("aime2025", "openai:m", run_id="first", cache=cache, cache_mode=mode,
-                    **common)
-    assert ResponseCache(cache).stats().entries == stored_after
-    k2eval.evaluate("aime2025", "openai:m", run_id="second", cache=cache, **common)
-    assert len(srv.seen) == 6 + (0 if stored_after else 6)
+    cached.run("first", k=2, limit=3, cache_mode=mode)
+    assert ResponseCache(cached.cache).stats().entries == stored_after
+    cached.run("second", k=2, limit=3)
+    assert len(cached.srv.seen) == 6 + (0 if stored_after else 6)
 
 
-def test_read_only_serves_hits_without_storing_misses(fake_openai: Any, aime: Path,
-                                                      tmp_path: Path) -> None:
-    srv = counting_server(fake_openai)
-    cache = str(tmp_path / "cache.db")
-    common = {"base_url": srv.base_url, "data": aime, "k": 1, "out": tmp_path, "cache": cache}
-    k2eval.evaluate("aime2025", "openai:m", run_id="warm", limit=2, **common)
-    assert len(srv.seen) == 2
-    k2eval.evaluate("aime2025", "openai:m", run_id="ro", limit=4, cache_mode="read-only", **common)
-    assert len(srv.seen) == 4  # two hits, two misses sent
+def test_read_only_serves_hits_without_storing_misses(cached: CachedRuns) -> None:
     from k2eval.store.cache import ResponseCache
 
-    assert ResponseCache(cache).stats().entries == 2
+    cached.run("warm", k=1, limit=2)
+    assert len(cached.srv.seen) == 2
+    cached.run("ro", k=1, limit=4, cache_mode="read-only")
+    assert len(cached.srv.seen) == 4  # two hits, two misses sent
+    assert ResponseCache(cached.cache).stats().entries == 2
 
 
-def test_another_k_sample_is_never_served_an_earlier_sample(fake_openai: Any, aime: Path,
-                                                            tmp_path: Path) -> None:
-    srv = counting_server(fake_openai)
-    cache = str(tmp_path / "cache.db")
-    common = {"base_url": srv.base_url, "data": aime, "limit": 1, "out": tmp_path, "cache": cache}
-    k2eval.evaluate("aime2025", "openai:m", run_id="k1", k=1, **common)
-    run = k2eval.evaluate("aime2025", "openai:m", run_id="k3", k=3, **common)
-    assert len(srv.seen) == 3  # attempt 0 from the cache, attempts 1 and 2 sent
+def test_another_k_sample_is_never_served_an_earlier_sample(cached: CachedRuns) -> None:
+    cached.run("k1", k=1, limit=1)
+    run = cached.run("k3", k=3, limit=1)
+    assert len(cached.srv.seen) == 3  # attempt 0 from the cache, attempts 1 and 2 sent
     texts = {a["messages"][-1]["content"] for a in journal(run.path)}
     assert len(texts) == 3
 

@@ -11,14 +11,10 @@ import pytest
 
 import k2eval
 from k2eval.adapters.aime import PROMPT_SUFFIX
+from k2eval.engine.retry import RetryPolicy
 from k2eval.testing.fake_openai import Fault, Reply, last_user_text
 
 KEY = "sk-test-key-0123456789"
-
-
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
 
 
 def answers(aime: Path) -> dict[str, str]:
@@ -71,7 +67,10 @@ def test_run_writes_the_run_directory(fake_openai: Any, aime: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("http_client", ["sdk", "aiohttp"])
-def test_transient_faults_are_retried(fake_openai: Any, aime: Path, tmp_path: Path, http_client: str) -> None:
+def test_transient_faults_are_retried(fake_openai: Any, aime: Path, tmp_path: Path, http_client: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    delay = RetryPolicy.delay  # the policy's own waits, cut short: the test counts tries, not seconds
+    monkeypatch.setattr(RetryPolicy, "delay", lambda *args: min(delay(*args), 0.05))
     script = [Fault("429", retry_after=0.2), Fault("500"), Fault("malformed"), Fault("drop")]
     seen: Counter[str] = Counter()
     good = oracle(aime, 30)

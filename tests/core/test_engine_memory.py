@@ -25,11 +25,6 @@ from k2eval.records import Attempt, Item, Score
 from k2eval.testing.fake_openai import Reply
 
 
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
-
-
 def test_transcripts_are_not_kept_in_memory_once_journaled_and_graded(
         fake_openai: Any, aime: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     srv = fake_openai(lambda body: Reply(text="so \\boxed{70}", completion_tokens=7))

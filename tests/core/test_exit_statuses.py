@@ -64,11 +64,6 @@ def wait_for_lines(path: Path, n: int, proc: subprocess.Popen[str], timeout: flo
     pytest.fail(f"{path} did not reach {n} lines")
 
 
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
-
-
 def run_args(base_url: str, data: Path, out: Path, *extra: str) -> list[str]:
     return ["run", "--task", "aime2025", "--model", "openai:m", "--base-url", base_url,
             "--data", str(data), "--out", str(out), "--no-progress", *extra]
@@ -159,6 +154,7 @@ def test_a_failed_preflight_records_that_the_run_failed_and_why(
     recorded = manifest(tmp_path / "r")
     assert recorded["status"] == "failed" and needle in recorded["error"]
     assert recorded["ended"] is not None
+    assert recorded["started"] <= recorded["ended"] <= time.time()
 
 
 # --- bugs ----------------------------------------------------------------------------------

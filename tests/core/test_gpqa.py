@@ -45,7 +45,13 @@ def test_prompt_layout_and_order() -> None:
     prompt = gpqa.build_prompt(item, order)
     assert prompt.startswith("Answer the following multiple choice question. The last line")
     assert prompt.endswith("What?\n\nA) w2\nB) right\nC) w3\nD) w1")
-    assert gpqa.choice_order(random.Random(5)) == gpqa.choice_order(random.Random(5))
+
+
+def test_choice_order_is_a_permutation_fixed_by_the_attempts_seed() -> None:
+    orders = [gpqa.choice_order(random.Random(seed)) for seed in range(20)]
+    assert all(sorted(order) == [0, 1, 2, 3] for order in orders)
+    assert gpqa.choice_order(random.Random(5)) == orders[5]
+    assert {order.index(0) for order in orders} == {0, 1, 2, 3}, "the correct answer moves"
 
 
 @pytest.mark.parametrize("text,letter", [

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_engine import answers, problem_of
 
 import k2eval
 from k2eval.adapters import gpqa
-from k2eval.adapters.aime import PROMPT_SUFFIX
 from k2eval.errors import ConfigError, FatalModelError
 from k2eval.models.openai_api import OpenAIChatModel
 from k2eval.models.reasoning import outgoing_messages, split_reasoning
@@ -153,24 +153,14 @@ def test_a_model_that_needs_its_reasoning_back_gets_it_or_fails(fake_openai: Any
 
 # --- graders see the answer only -----------------------------------------------------------
 
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
-
-
-def _aime_gold(aime: Path) -> dict[str, str]:
-    rows = [json.loads(line) for line in aime.read_text().splitlines() if line.strip()]
-    return {r["problem"]: r["answer"] for r in rows}
-
-
 @pytest.mark.parametrize("form", FORMS)
 def test_a_boxed_number_inside_the_reasoning_does_not_score_on_aime(
         fake_openai: Any, aime: Path, tmp_path: Path, form: str) -> None:
-    gold = _aime_gold(aime)
+    gold = answers(aime)
     problems = list(gold)
 
     def respond(body: dict[str, Any]) -> Reply:
-        problem = last_user_text(body).removesuffix("\n" + PROMPT_SUFFIX)
+        problem = problem_of(body)
         right = gold[problem]
         # Item 0: right answer only in the reasoning; item 1: right in the answer only;
         # item 2: reasoning cut by the cap (think-tags: an unclosed block), no answer.
@@ -190,7 +180,7 @@ def test_a_boxed_number_inside_the_reasoning_does_not_score_on_aime(
     scores = {json.loads(line)["item_id"]: json.loads(line)["score"]
               for line in (run.path / "scores.jsonl").read_text().splitlines()}
     attempts = [json.loads(line) for line in (run.path / "attempts.jsonl").read_text().splitlines()]
-    by_index = {problems.index(last_user_text(a).removesuffix("\n" + PROMPT_SUFFIX)): a
+    by_index = {problems.index(problem_of(a)): a
                 for a in attempts}
     assert [scores[by_index[i]["item_id"]] for i in range(3)] == [0.0, 1.0, 0.0]
     reply = by_index[0]["messages"][-1]
@@ -206,9 +196,9 @@ def test_a_boxed_number_inside_the_reasoning_does_not_score_on_aime(
 
 def test_reasoning_format_none_leaves_think_tags_in_the_answer(
         fake_openai: Any, aime: Path, tmp_path: Path) -> None:
-    gold = _aime_gold(aime)
+    gold = answers(aime)
     srv = fake_openai(lambda body: Reply(
-        text="no answer", reasoning=f"\\boxed{{{gold[last_user_text(body).removesuffix(chr(10) + PROMPT_SUFFIX)]}}}",
+        text="no answer", reasoning=f"\\boxed{{{gold[problem_of(body)]}}}",
         reasoning_form="think-tags"))
     run = k2eval.evaluate("aime2025", "openai:m", base_url=srv.base_url, data=aime, k=1, limit=2,
                           out=tmp_path, run_id="r", reasoning_format="none")

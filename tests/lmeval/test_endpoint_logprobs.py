@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -68,6 +69,18 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[EchoLogprobServer]:
         yield server
 
 
+def lm_eval_results(endpoint: EchoLogprobServer, toy_tasks: Path, task: str, **model: Any) -> dict[str, Any]:
+    """lm-eval's own `simple_evaluate` of `task` with the `k2eval` model type on the endpoint."""
+    lm = K2EvalLM(model="openai:toy", base_url=endpoint.base_url, **model)
+    try:
+        theirs = simple_evaluate(model=lm, tasks=[task],
+                                 task_manager=TaskManager(include_path=str(toy_tasks), include_defaults=False))
+    finally:
+        lm.close()
+    assert theirs is not None
+    return theirs["results"][task]
+
+
 @pytest.mark.parametrize(("context", "continuation", "expected"), [
     ("Question: Which animal barks?\nAnswer:", " dog", (-0.5, True)),
     ("Question: Which animal barks?\nAnswer:", " fish", (-3.0, False)),
@@ -89,12 +102,7 @@ def test_multiple_choice_on_an_endpoint_agrees_with_lm_eval(endpoint: EchoLogpro
                                                             tmp_path: Path) -> None:
     run = k2eval.evaluate("lm-eval:k2eval_toy_mc", "openai:toy", base_url=endpoint.base_url,
                           data=str(toy_tasks), out=tmp_path)
-    lm = K2EvalLM(model="openai:toy", base_url=endpoint.base_url)
-    theirs = simple_evaluate(model=lm, tasks=["k2eval_toy_mc"],
-                             task_manager=TaskManager(include_path=str(toy_tasks), include_defaults=False))
-    lm.close()
-    assert theirs is not None
-    assert theirs["results"]["k2eval_toy_mc"]["acc,none"] == pytest.approx(1.0)
+    assert lm_eval_results(endpoint, toy_tasks, "k2eval_toy_mc")["acc,none"] == pytest.approx(1.0)
     assert run.summary["score"] == pytest.approx(100.0)
     lines = [json.loads(x) for x in (run.path / "attempts.jsonl").read_text().splitlines()]
     first = [a for a in lines if a["item_id"] == "k2eval_toy_mc/0"]  # journal order varies
@@ -113,12 +121,8 @@ def test_raw_prompt_generation_through_completions_agrees_with_lm_eval(endpoint:
                                                                      toy_tasks: Path, tmp_path: Path) -> None:
     run = k2eval.evaluate("lm-eval:k2eval_toy_gen", "openai:toy", base_url=endpoint.base_url,
                           data=str(toy_tasks), out=tmp_path, options={"api": "completions"})
-    lm = K2EvalLM(model="openai:toy", base_url=endpoint.base_url, api="completions")
-    theirs = simple_evaluate(model=lm, tasks=["k2eval_toy_gen"],
-                             task_manager=TaskManager(include_path=str(toy_tasks), include_defaults=False))
-    lm.close()
-    assert theirs is not None
-    assert theirs["results"]["k2eval_toy_gen"]["exact_match,strict-match"] == pytest.approx(1.0)
+    theirs = lm_eval_results(endpoint, toy_tasks, "k2eval_toy_gen", api="completions")
+    assert theirs["exact_match,strict-match"] == pytest.approx(1.0)
     assert run.summary["score"] == pytest.approx(100.0)
     sent = endpoint.requests[0]
     assert sent["prompt"].startswith("Q: What is") and sent["prompt"].endswith("\nA:")

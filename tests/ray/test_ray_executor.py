@@ -50,11 +50,6 @@ def seeded_letter(body: dict[str, Any]) -> Reply:
     return Reply(text=f"ANSWER: {GPQA_LETTER[int(body['seed']) % 4]}", completion_tokens=3)
 
 
-@pytest.fixture
-def aime(shared_data: Path) -> Path:
-    return shared_data / "aime" / "aime25.jsonl"
-
-
 def test_aime_on_ray_matches_the_local_executor_and_runs_on_both_nodes(
         ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
     latency, arrivals = 0.2, []
@@ -106,10 +101,18 @@ def test_gpqa_on_ray_matches_the_local_executor(ray_cluster: RayCluster, fake_op
     assert len({r["worker"]["node_id"] for r in journal(on_ray.path)}) == 2
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def run_cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "k2eval.cli", *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def aime_on_ray(ray_cluster: RayCluster, base_url: str, aime: Path, out: Path, run_id: str, *,
+                k: int, concurrency: int) -> subprocess.Popen[str]:
+    """`k2eval run` of AIME 2025 on the cluster, in its own process (to be killed)."""
+    return run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url", base_url,
+                   "--data", str(aime), "--k", str(k), "--concurrency", str(concurrency),
+                   "--out", str(out), "--run-id", run_id, "--no-progress",
+                   "--executor", "ray", "--ray-address", ray_cluster.address)
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:
@@ -124,10 +127,7 @@ def test_killing_the_second_nodes_worker_mid_run_repeats_and_loses_nothing(
         ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
     srv = fake_openai(aime_oracle(aime, 9), latency=0.8)
     run = tmp_path / "killed"
-    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
-                   srv.base_url, "--data", str(aime), "--k", "4", "--concurrency", "8",
-                   "--out", str(tmp_path), "--run-id", "killed", "--no-progress",
-                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    proc = aime_on_ray(ray_cluster, srv.base_url, aime, tmp_path, "killed", k=4, concurrency=8)
     try:
         def second_node_pids() -> set[int]:
             if not (run / "attempts.jsonl").exists():
@@ -161,10 +161,7 @@ def test_a_node_dying_mid_run_loses_and_repeats_nothing(
     ray_cluster.cluster.wait_for_nodes()
     srv = fake_openai(aime_oracle(aime, 9), latency=0.8)
     run = tmp_path / "node"
-    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
-                   srv.base_url, "--data", str(aime), "--k", "2", "--concurrency", "9",
-                   "--out", str(tmp_path), "--run-id", "node", "--no-progress",
-                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    proc = aime_on_ray(ray_cluster, srv.base_url, aime, tmp_path, "node", k=2, concurrency=9)
     try:
         wait_for(lambda: (run / "attempts.jsonl").exists() and any(
             r["worker"]["node_id"] == third.node_id for r in journal(run)), 120,
@@ -188,10 +185,7 @@ def test_driver_kill_9_then_local_resume_repeats_nothing_journaled(
         ray_cluster: RayCluster, fake_openai: Any, aime: Path, tmp_path: Path) -> None:
     srv = fake_openai(aime_oracle(aime, 15), latency=0.3)
     run = tmp_path / "driver"
-    proc = run_cli("run", "--task", "aime2025", "--model", "openai:m", "--base-url",
-                   srv.base_url, "--data", str(aime), "--k", "2", "--concurrency", "4",
-                   "--out", str(tmp_path), "--run-id", "driver", "--no-progress",
-                   "--executor", "ray", "--ray-address", ray_cluster.address)
+    proc = aime_on_ray(ray_cluster, srv.base_url, aime, tmp_path, "driver", k=2, concurrency=4)
     try:
         wait_for(lambda: (run / "attempts.jsonl").exists() and len(journal(run)) >= 8, 120,
                  "8 journaled attempts")
@@ -341,16 +335,20 @@ def test_nightly_on_ray_runs_the_suites_runs_at_once_and_reports_as_sequential(
     def respond(body: dict[str, Any]) -> Reply:
         return seeded_letter(body) if "multiple choice" in last_user_text(body) else oracle(body)
 
-    srv = fake_openai(respond, latency=0.8)  # each run >= 4.8 s: longer than workers take to start
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(
-        f"name: ray-night\nruns:\n"
-        f"  - {{task: aime2025, model: 'openai:m', data: {aime}, k: 2, limit: 6,\n"
-        f"     concurrency: 2, base_url: '{srv.base_url}'}}\n"
-        f"  - {{task: gpqa-diamond, model: 'openai:m', data: {shared_data}/gpqa/dataset.zip,\n"
-        f"     k: 2, limit: 6, concurrency: 2, base_url: '{srv.base_url}'}}\n")
-    seq_out, seq_night = nightly(suite, tmp_path / "local")
-    ray_out, ray_night = nightly(suite, tmp_path / "ray", "--executor", "ray",
+    def suite(name: str, latency: float) -> Path:
+        base_url = fake_openai(respond, latency=latency).base_url
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"name: ray-night\nruns:\n"
+            f"  - {{task: aime2025, model: 'openai:m', data: {aime}, k: 2, limit: 6,\n"
+            f"     concurrency: 2, base_url: '{base_url}'}}\n"
+            f"  - {{task: gpqa-diamond, model: 'openai:m', data: {shared_data}/gpqa/dataset.zip,\n"
+            f"     k: 2, limit: 6, concurrency: 2, base_url: '{base_url}'}}\n")
+        return path
+
+    seq_out, seq_night = nightly(suite("local", 0.0), tmp_path / "local")
+    # on Ray each run takes >= 4.8 s: longer than the workers take to start
+    ray_out, ray_night = nightly(suite("ray", 0.8), tmp_path / "ray", "--executor", "ray",
                                  "--ray-address", ray_cluster.address)
     seq_runs, ray_runs = night_runs(seq_night), night_runs(ray_night)
     assert list(ray_runs) == list(seq_runs) == ["aime2025 @ openai:m", "gpqa-diamond @ openai:m"]

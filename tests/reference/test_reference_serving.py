@@ -242,7 +242,7 @@ def test_serve_command_answers_over_http(tiny_checkpoint: Path) -> None:
         port = probe.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "k2eval.cli", "serve", "--model-path", str(tiny_checkpoint),
-         "--port", str(port), "--served-model-name", "tiny", "--threads", "1"],
+         "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "tiny", "--threads", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120

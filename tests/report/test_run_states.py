@@ -79,6 +79,7 @@ def test_a_run_with_some_refused_attempts_is_incomplete_with_the_cause(
     view = RunView.load(engine_run(answer, "partial"))
     assert (view.state, view.usable) == ("incomplete", True)
     assert view.score is not None
+    assert view.score == pytest.approx(100 / 3, abs=1e-3)  # the refused attempt is left out of the score
     assert view.status_text.startswith("incomplete: 1/4 attempts errored (")
     assert re.search(r"\(\w+: HTTP 400: .*injected 400\)$", view.status_text), view.status_text
 

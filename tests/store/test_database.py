@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -89,8 +90,10 @@ def test_database_urls(typed: str, url: str) -> None:
     assert database_url(typed) == url
 
 
-def test_a_plain_path_is_an_absolute_sqlite_file() -> None:
+def test_a_plain_path_is_an_absolute_sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert database_url("runs/history.db").startswith("sqlite:////")
+    assert database_url("runs/history.db") == f"sqlite:///{tmp_path.resolve()}/runs/history.db"
 
 
 def test_passwords_are_hidden() -> None:

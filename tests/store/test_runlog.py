@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,10 @@ def test_keys_a_record_does_not_declare_are_kept_flat_and_written_back(engine_ru
 
 def test_a_run_that_ends_records_its_status_signal_and_error_typed(tmp_path: Path) -> None:
     manifest = bare_manifest(status="running")
+    before = time.time()
     manifest.mark_ended("interrupted", signal="SIGTERM")
     assert (manifest.status, manifest.signal, manifest.error) == ("interrupted", "SIGTERM", None)
     assert manifest.ended is not None
+    assert before <= manifest.ended <= time.time()
     with pytest.raises(ValueError, match="status"):
         manifest.status = "done"  # type: ignore[assignment]

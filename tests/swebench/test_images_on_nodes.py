@@ -36,8 +36,24 @@ def test_preparing_an_image_that_cannot_be_pulled_is_an_infrastructure_error_nam
 
 
 @pytest.mark.docker
-def test_preparing_an_image_the_node_holds_pulls_nothing(synthetic_image: str) -> None:
-    asyncio.run(SweBenchAdapter().prepare_image(synthetic_image, load_task("swebench-verified")))
+def test_preparing_an_image_the_node_holds_pulls_nothing(synthetic_image: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from docker.models.images import ImageCollection
+
+    pulled: list[str] = []
+    pull = ImageCollection.pull
+
+    def recording_pull(self: ImageCollection, repository: str, *args: Any, **kwargs: Any) -> Any:
+        pulled.append(repository)
+        return pull(self, repository, *args, **kwargs)
+
+    monkeypatch.setattr(ImageCollection, "pull", recording_pull)
+    spec = load_task("swebench-verified")
+    asyncio.run(SweBenchAdapter().prepare_image(synthetic_image, spec))
+    assert pulled == []
+    with pytest.raises(InfraError):  # an absent image does go through the recorded pull
+        asyncio.run(SweBenchAdapter().prepare_image(UNPULLABLE, spec))
+    assert pulled == [UNPULLABLE.rpartition(":")[0]]
 
 
 @pytest.mark.docker
